@@ -1,5 +1,6 @@
 """jaxent: differentiable information-theory measures and cross-entropy losses for JAX."""
 
+from ._src.fused import linear_softmax_cross_entropy as linear_softmax_cross_entropy
 from ._src.losses import entropy_from_logits as entropy_from_logits
 from ._src.losses import kl_divergence_from_logits as kl_divergence_from_logits
 from ._src.losses import multilabel_sigmoid_cross_entropy as multilabel_sigmoid_cross_entropy
@@ -29,6 +30,7 @@ __all__ = [
     "entropy_from_logits",
     "kl_divergence",
     "kl_divergence_from_logits",
+    "linear_softmax_cross_entropy",
     "multilabel_sigmoid_cross_entropy",
     "self_information",
     "sigmoid_binary_cross_entropy",

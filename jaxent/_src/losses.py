@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from . import checks
-from .numerics import ShiftedLogits, _is_zero, softmax_xent
+from .numerics import ShiftedLogits, _is_zero, softmax_xent, softmax_xent_int
 
 
 class _ClassAxis:
@@ -229,8 +229,21 @@ def softmax_cross_entropy_with_integer_labels(
     z = ca.z.astype(dtype)
     k = ca.num_classes
 
-    mask = ca.mask
     bad = (labels < 0) | (labels >= k)
+    if ca.mask is None and e == 0:
+        # One-hot targets, no class mask, no smoothing: the target array is never formed.
+        ignored = None if ignore_index is None else labels == ignore_index
+        w = jnp.ones(labels.shape, dtype)
+        if weights is not None:
+            w = weights.astype(dtype).reshape(-1)[jnp.clip(labels, 0, k - 1)]
+        if ignored is not None:
+            bad = bad & ~ignored
+            w = jnp.where(ignored, 0, w)
+        w = jnp.where(bad, jnp.nan, w)
+        loss, lse = softmax_xent_int(ca.z, labels, w, ignored, ca.axis)
+        return _finish(loss, lse, zeta)
+
+    mask = ca.mask
     if ignore_index is not None:
         ignored = ca.expand(labels == ignore_index)
         bad = bad & (labels != ignore_index)
@@ -469,7 +482,7 @@ def _softmax_kl(a, b, mask, axis):
 
 def _softmax_kl_parts(a, b, mask, axis):
     sa, sb = ShiftedLogits(a, mask, axis), ShiftedLogits(b, mask, axis)
-    positive = sa.p > 0
+    positive = sa.p != 0  # NaN included: a NaN logit must give NaN, not be dropped
     log_q = jnp.where(positive, sb.d - sb.log_s, 0)
     ratio = sa.log_p() - log_q
     d = jnp.sum(jnp.where(positive, sa.p * ratio, 0), axis=axis, keepdims=True)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from . import checks
-from .numerics import rel_entr, xlogx, xlogy
+from .numerics import rel_entr, xlogx, xlogx_to_sum, xlogy
 
 
 def _probabilities(x: jax.typing.ArrayLike, name: str) -> jax.Array:
@@ -112,7 +112,7 @@ def entropy(
     p = p.astype(checks.compute_dtype(p))
     if mask is not None:
         p = jnp.where(mask, p, 0)
-    return _in_base(-_reduce(xlogx(p), axes, mask), base)
+    return _in_base(-_reduce(xlogx_to_sum(p), axes, mask), base)
 
 
 def binary_entropy(p: jax.typing.ArrayLike, *, base: float | None = None) -> jax.Array:

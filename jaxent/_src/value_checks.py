@@ -135,9 +135,9 @@ def check_integer_labels(
     if _is_traced(labels):
         checkify.check(
             ~jnp.any(bad),
-            "`labels` has {n} entries outside [0, {k}) (first at flat index {i}, value {v})",
+            f"`labels` has {{n}} entries outside [0, {num_classes}) "
+            "(first at flat index {i}, value {v})",
             n=jnp.sum(bad),
-            k=num_classes,
             i=jnp.argmax(bad.ravel()),
             v=labels.ravel()[jnp.argmax(bad.ravel())],
         )

@@ -1,0 +1,476 @@
+"""The benchmark cases: jaxent against Optax, naive JAX and SciPy, and the machine's limits.
+
+Each builder yields ``Case`` objects one at a time, so that only one case's data is alive
+at once (the full shapes hold 512 MiB of float32 logits). The first variant of every case
+is the reference of the agreement check. Cross-entropy cases also time the machine limit
+that their target is stated against (a fresh ``jnp.copy`` of the logits, or a row-wise
+``sum(exp(x))``) in the same round robin, so that the ratio shares the machine's noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.special
+import scipy.stats
+
+import jaxent as je
+
+from .harness import Case, Variant
+
+FULL_SHAPES: tuple[tuple[int, int], ...] = ((4096, 32768), (16384, 8192), (1024, 131072))
+QUICK_SHAPES: tuple[tuple[int, int], ...] = ((64, 512), (16, 2048))
+DTYPES = ("float32", "bfloat16")
+GROUPS = (
+    "limits",
+    "xent_int",
+    "xent_soft",
+    "bce",
+    "entropy_logits",
+    "kl_logits",
+    "measures",
+)
+
+
+def _rtol(dtype: str) -> float:
+    # bfloat16 carries 8 significant bits: Optax and the naive forms compute in it.
+    return 1e-4 if dtype == "float32" else 6e-2
+
+
+def _logits(key: int, shape: tuple[int, ...], dtype: str) -> jax.Array:
+    x = 2.0 * jax.random.normal(jax.random.key(key), shape, jnp.float32)
+    return jax.block_until_ready(x.astype(dtype))
+
+
+def _int_labels(shape: tuple[int, int]) -> jax.Array:
+    return jax.random.randint(jax.random.key(7), shape[:1], 0, shape[1])
+
+
+def _value_and_grad(loss: Callable[..., jax.Array], argnums: int | tuple[int, ...] = 0):
+    """value_and_grad of the float32 sum of the per-example losses."""
+    return jax.value_and_grad(lambda *a: jnp.sum(loss(*a).astype(jnp.float32)), argnums)
+
+
+def _naive_int(x, y):
+    onehot = jax.nn.one_hot(y, x.shape[-1], dtype=x.dtype)
+    return -jnp.sum(onehot * jnp.log(jax.nn.softmax(x, axis=-1)), axis=-1)
+
+
+def _naive_soft(x, t):
+    return -jnp.sum(t * jnp.log(jax.nn.softmax(x, axis=-1)), axis=-1)
+
+
+def _naive_bce(x, t):
+    s = jax.nn.sigmoid(x)
+    return -(t * jnp.log(s) + (1 - t) * jnp.log(1 - s))
+
+
+def _naive_entropy(x):
+    p = jax.nn.softmax(x, axis=-1)
+    return -jnp.sum(p * jnp.log(p), axis=-1)
+
+
+def _naive_kl(a, b):
+    p = jax.nn.softmax(a, axis=-1)
+    return jnp.sum(p * (jnp.log(p) - jnp.log(jax.nn.softmax(b, axis=-1))), axis=-1)
+
+
+def _optax_kl(a, b):
+    log_p = jax.nn.log_softmax(a, axis=-1)
+    return optax.losses.kl_divergence_with_log_targets(jax.nn.log_softmax(b, axis=-1), log_p)
+
+
+def _copy(x, *_):
+    return jnp.copy(x)
+
+
+def _row_sum_exp(x, *_):
+    return jnp.sum(jnp.exp(x.astype(jnp.float32)), axis=-1)
+
+
+def _row_sum_exp_blocked(x, *_):
+    """Row-wise sum(exp(x)) over blocks of 16 rows: on XLA's CPU backend a long-row
+    reduction of exp(x) stores exp(x) whole (a fresh buffer, page faults); per block it
+    does not."""
+    blocks = x.reshape(x.shape[0] // 16, 16, x.shape[1])
+    return jax.lax.map(_row_sum_exp, blocks).reshape(x.shape[0])
+
+
+def _limit(name: str, x: jax.Array) -> Variant:
+    fn = _copy if name == "copy" else _row_sum_exp
+    return Variant(name, fn, (x,), limit=True)
+
+
+def _pair_cases(
+    group: str,
+    shape: tuple[int, int],
+    dtype: str,
+    make_args: Callable[[], tuple[jax.Array, ...]],
+    impls: list[tuple[str, Callable[..., jax.Array]]],
+    argnums: int | tuple[int, ...] = 0,
+    note: str = "",
+    unchecked: tuple[str, ...] = (),
+) -> Iterator[Case]:
+    """A forward case and a value-and-grad case for the same implementations.
+
+    Variants named in ``unchecked`` are timed but left out of the agreement check (a naive
+    form that overflows in bfloat16, say); ``note`` says why.
+    """
+    if dtype == "bfloat16":
+        # The naive forms compute in bfloat16 end to end: softmax probabilities round to 0
+        # or 1 and their logs lose all digits, so they are timed but not compared.
+        unchecked = (*unchecked, "naive")
+        note = "; ".join(filter(None, (note, "naive (in bfloat16) timed, not compared")))
+    args = make_args()
+    data_bytes = int(args[0].nbytes)
+    fwd = [Variant(n, f, args, check=n not in unchecked) for n, f in impls]
+    fwd.append(_limit("sum_exp", args[0]))
+    yield Case(group, "fwd", shape, dtype, fwd, _rtol(dtype), note=note, data_bytes=data_bytes)
+    vg = [Variant(n, _value_and_grad(f, argnums), args, check=n not in unchecked) for n, f in impls]
+    vg.append(_limit("copy", args[0]))
+    yield Case(group, "vg", shape, dtype, vg, _rtol(dtype), note=note, data_bytes=data_bytes)
+
+
+def limits(shapes, quick: bool) -> Iterator[Case]:
+    shape = shapes[0]
+    for dtype in DTYPES:
+        x = _logits(0, shape, dtype)
+        variants = [
+            Variant("sum", lambda x: jnp.sum(x, dtype=jnp.float32), (x,), check=False),
+            Variant("copy", _copy, (x,), check=False),
+            Variant("sum_exp", _row_sum_exp, (x,), check=False),
+        ]
+        yield Case(
+            "limits",
+            "memory",
+            shape,
+            dtype,
+            variants,
+            note="sum: read bandwidth; copy: fresh output buffer; sum_exp: row-wise exp",
+            data_bytes=int(x.nbytes),
+        )
+        n = 256 if quick else 2048
+        a = _logits(1, (n, n), dtype)
+        b = _logits(2, (n, n), dtype)
+        yield Case(
+            "limits",
+            "matmul",
+            (n, n, n),
+            dtype,
+            [Variant("matmul", jnp.matmul, (a, b), check=False)],
+            note=f"{2 * n**3 / 1e9:.3g} GFLOP",
+            data_bytes=int(a.nbytes),
+        )
+
+
+def xent_int(shapes, quick: bool) -> Iterator[Case]:
+    impls = [
+        ("jaxent", je.softmax_cross_entropy_with_integer_labels),
+        ("optax", optax.losses.softmax_cross_entropy_with_integer_labels),
+        ("naive", _naive_int),
+    ]
+    for shape in shapes:
+        # The naive form (2-4x slower, 0.5-2 GiB of temp) is timed at the first shape only.
+        these = impls if shape == shapes[0] else impls[:2]
+        for dtype in DTYPES:
+
+            def make(shape=shape, dtype=dtype):
+                return _logits(0, shape, dtype), _int_labels(shape)
+
+            fwd, vg = _pair_cases("xent_int", shape, dtype, make, these)
+            if shape == max(shapes, key=lambda s: s[1]):
+                fwd.variants.append(
+                    Variant(
+                        "sum_exp_rows16",
+                        _row_sum_exp_blocked,
+                        (fwd.variants[0].args[0],),
+                        limit=True,
+                    )
+                )
+                fwd.note = "sum_exp_rows16: the row-wise sum(exp(x)) computed 16 rows at a time"
+            yield fwd
+            yield vg
+
+
+def xent_soft(shapes, quick: bool) -> Iterator[Case]:
+    impls = [
+        ("jaxent", je.softmax_cross_entropy),
+        ("optax", optax.losses.softmax_cross_entropy),
+        ("naive", _naive_soft),
+    ]
+    shape = shapes[0]
+    for dtype in DTYPES:
+
+        def make(dtype=dtype):
+            t = jax.nn.softmax(_logits(1, shape, "float32"), axis=-1).astype(dtype)
+            return _logits(0, shape, dtype), t
+
+        yield from _pair_cases("xent_soft", shape, dtype, make, impls)
+
+
+def bce(shapes, quick: bool) -> Iterator[Case]:
+    impls = [
+        ("jaxent", je.sigmoid_binary_cross_entropy),
+        ("optax", optax.losses.sigmoid_binary_cross_entropy),
+        ("naive", _naive_bce),
+    ]
+    shape = shapes[0]
+    for dtype in DTYPES:
+
+        def make(dtype=dtype):
+            t = jax.random.bernoulli(jax.random.key(3), 0.3, shape).astype(dtype)
+            return _logits(0, shape, dtype), t
+
+        yield from _pair_cases("bce", shape, dtype, make, impls)
+
+
+def entropy_logits(shapes, quick: bool) -> Iterator[Case]:
+    impls = [("jaxent", je.entropy_from_logits), ("naive", _naive_entropy)]
+    shape = shapes[0]
+    for dtype in DTYPES:
+
+        def make(dtype=dtype):
+            return (_logits(0, shape, dtype),)
+
+        yield from _pair_cases("entropy_logits", shape, dtype, make, impls)
+
+
+def kl_logits(shapes, quick: bool) -> Iterator[Case]:
+    impls = [
+        ("jaxent", je.kl_divergence_from_logits),
+        ("optax", _optax_kl),
+        ("naive", _naive_kl),
+    ]
+    shape = shapes[0]
+    for dtype in DTYPES:
+
+        def make(dtype=dtype):
+            return _logits(0, shape, dtype), _logits(1, shape, dtype)
+
+        bf16 = dtype == "bfloat16"
+        yield from _pair_cases(
+            "kl_logits",
+            shape,
+            dtype,
+            make,
+            impls,
+            argnums=(0, 1),
+            note="optax's bfloat16 gradient (log p - log q in bfloat16) timed, not compared"
+            if bf16
+            else "",
+            unchecked=("optax",) if bf16 else (),
+        )
+
+
+def _probs(key: int, shape: tuple[int, int]) -> np.ndarray:
+    p = np.asarray(jax.nn.softmax(_logits(key, shape, "float32"), axis=-1))
+    return np.ascontiguousarray(p, dtype=np.float32)
+
+
+def measures(shapes, quick: bool) -> Iterator[Case]:
+    """Entropy and KL of many distributions: vmapped jaxent, jitted xlogy forms, SciPy."""
+    shape = (256, 256) if quick else (16384, 1024)
+    p_np, q_np = _probs(4, shape), _probs(5, shape)
+    p, q = jnp.asarray(p_np), jnp.asarray(q_np)
+    note = "host variants run NumPy/SciPy on the same float32 data"
+    yield Case(
+        "measures",
+        "entropy",
+        shape,
+        "float32",
+        [
+            Variant("jaxent", jax.vmap(je.entropy), (p,)),
+            Variant("xlogy", lambda p: -jnp.sum(jax.scipy.special.xlogy(p, p), axis=-1), (p,)),
+            Variant("scipy.stats", lambda p: scipy.stats.entropy(p, axis=-1), (p_np,), "host"),
+            Variant("scipy.entr", lambda p: scipy.special.entr(p).sum(-1), (p_np,), "host"),
+            # Not a valid implementation (NaN at p = 0): the fused-reduction bound.
+            Variant("p*log(p)", lambda p: -jnp.sum(p * jnp.log(p), axis=-1), (p,), limit=True),
+        ],
+        baseline="scipy.stats",
+        note=note,
+        data_bytes=int(p.nbytes),
+    )
+    yield Case(
+        "measures",
+        "kl",
+        shape,
+        "float32",
+        [
+            Variant("jaxent", jax.vmap(je.kl_divergence), (p, q)),
+            Variant(
+                "xlogy",
+                lambda p, q: jnp.sum(jax.scipy.special.rel_entr(p, q), axis=-1),
+                (p, q),
+            ),
+            Variant(
+                "scipy.stats", lambda p, q: scipy.stats.entropy(p, q, axis=-1), (p_np, q_np), "host"
+            ),
+            Variant(
+                "scipy.rel_entr",
+                lambda p, q: scipy.special.rel_entr(p, q).sum(-1),
+                (p_np, q_np),
+                "host",
+            ),
+        ],
+        baseline="scipy.stats",
+        note=note,
+        data_bytes=2 * int(p.nbytes),
+    )
+
+
+BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
+    "limits": limits,
+    "xent_int": xent_int,
+    "xent_soft": xent_soft,
+    "bce": bce,
+    "entropy_logits": entropy_logits,
+    "kl_logits": kl_logits,
+    "measures": measures,
+}
+
+
+def count(group: str, quick: bool) -> int:
+    """How many cases a group yields, without building its data."""
+    shapes = QUICK_SHAPES if quick else FULL_SHAPES
+    per_dtype = {
+        "limits": 2,
+        "xent_int": 2 * len(shapes),
+        "xent_soft": 2,
+        "bce": 2,
+        "entropy_logits": 2,
+        "kl_logits": 2,
+    }
+    return 2 if group == "measures" else per_dtype[group] * len(DTYPES)
+
+
+def cases(group: str, quick: bool) -> Iterator[Case]:
+    return BUILDERS[group](QUICK_SHAPES if quick else FULL_SHAPES, quick)
+
+
+def _find(records, group: str, case: str, shape, dtype: str) -> dict[str, dict] | None:
+    for rec in records:
+        if (rec.get("group"), rec.get("case"), tuple(rec.get("shape", ())), rec.get("dtype")) == (
+            group,
+            case,
+            tuple(shape),
+            dtype,
+        ):
+            return {v["name"]: v | {"data_bytes": rec["data_bytes"]} for v in rec["variants"]}
+    return None
+
+
+def _check(what: str, shape, dtype: str, value: float, op: str, bound: float) -> dict[str, Any]:
+    met = value <= bound if op == "<=" else value >= bound
+    return {
+        "what": what,
+        "shape": list(shape),
+        "dtype": dtype,
+        "value": value,
+        "op": op,
+        "bound": bound,
+        "met": bool(met),
+    }
+
+
+def targets(records: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """Evaluates the performance targets on the measured records (ratios of one run)."""
+    shapes = QUICK_SHAPES if quick else FULL_SHAPES
+    long_rows = max(shapes, key=lambda s: s[1])
+    spec: list[tuple[int, str, list[dict[str, Any]]]] = []
+
+    def ratio(v: dict[str, dict], a: str, b: str) -> float:
+        return v[a]["median_ms"] / v[b]["median_ms"]
+
+    def temp_frac(v: dict[str, dict]) -> float:
+        return (v["jaxent"]["temp_bytes"] or 0) / v["jaxent"]["data_bytes"]
+
+    t1, t2, t3, t4 = [], [], [], []
+    for shape in shapes:
+        v = _find(records, "xent_int", "vg", shape, "float32")
+        if v:
+            t1.append(
+                _check(
+                    "jaxent / optax time", shape, "float32", ratio(v, "jaxent", "optax"), "<=", 1.0
+                )
+            )
+            t1.append(
+                _check(
+                    "jaxent / copy time", shape, "float32", ratio(v, "jaxent", "copy"), "<=", 1.33
+                )
+            )
+            t1.append(_check("temp / logits bytes", shape, "float32", temp_frac(v), "<=", 0.01))
+        v = _find(records, "xent_int", "fwd", shape, "float32")
+        if v:
+            t2.append(
+                _check(
+                    "jaxent / sum_exp time",
+                    shape,
+                    "float32",
+                    ratio(v, "jaxent", "sum_exp"),
+                    "<=",
+                    2.0,
+                )
+            )
+        for dtype in DTYPES:
+            v = _find(records, "xent_int", "fwd", shape, dtype)
+            if v and shape == long_rows:
+                t3.append(
+                    _check(
+                        "optax / jaxent time", shape, dtype, ratio(v, "optax", "jaxent"), ">=", 3.0
+                    )
+                )
+        v = _find(records, "xent_int", "vg", shape, "bfloat16")
+        if v:
+            t4.append(
+                _check(
+                    "optax / jaxent time", shape, "bfloat16", ratio(v, "optax", "jaxent"), ">=", 1.3
+                )
+            )
+            t4.append(_check("temp / logits bytes", shape, "bfloat16", temp_frac(v), "<=", 2.0))
+    t5 = []
+    for name in ("entropy", "kl"):
+        for rec in records:
+            if rec.get("group") == "measures" and rec.get("case") == name:
+                v = {x["name"]: x for x in rec["variants"]}
+                t5.append(
+                    _check(
+                        f"{name}: scipy.stats / jaxent time",
+                        rec["shape"],
+                        rec["dtype"],
+                        ratio(v, "scipy.stats", "jaxent"),
+                        ">=",
+                        10.0,
+                    )
+                )
+    spec = [
+        (1, "Integer-label CE, f32, value-and-grad: <= optax, <= 1.33x copy, temp <= 1%", t1),
+        (2, "Integer-label CE, f32, forward: <= 2.0x row-wise sum(exp(x))", t2),
+        (3, "Long rows: forward >= 3x faster than optax", t3),
+        (4, "bf16 value-and-grad: >= 1.3x optax's speed, temp <= 2x logits bytes", t4),
+        (5, "Entropy and KL on probabilities: >= 10x faster than scipy.stats.entropy", t5),
+    ]
+    out = [
+        {
+            "id": i,
+            "title": title,
+            "checks": checks,
+            "met": bool(checks) and all(c["met"] for c in checks),
+        }
+        for i, title, checks in spec
+    ]
+    on_gpu = jax.devices()[0].platform == "gpu"
+    out.append(
+        {
+            "id": 6,
+            "title": "GPU: value-and-grad >= 85% of copy bandwidth and >= optax at [8192, 131072]",
+            "checks": [],
+            "met": None,
+            "note": "not measured: no GPU in this run" if not on_gpu else "see the xent_int tables",
+        }
+    )
+    return out

@@ -1,0 +1,462 @@
+r"""The streaming linear + softmax cross-entropy: vocabulary chunks, an online log-sum-exp.
+
+The logits are handled in ``[T, C]`` blocks: T tokens (a tile of the N tokens) by C
+vocabulary columns (a chunk of the V classes). Forward: for each token tile, one pass over
+the vocabulary chunks computes each block's logits ``hidden @ weight[:, chunk]
+(+ bias[chunk])`` with float32 accumulation and folds them into a running maximum and sum
+(the online log-sum-exp), the label's logit and, for label smoothing, the sum of the
+logits. Backward: for each vocabulary chunk, a pass over the token tiles recomputes the
+block's logits from the saved inputs and per-token log-sum-exp, forms the logits' gradient
+scaled by the incoming per-token cotangents, and accumulates the gradients of ``hidden``
+(over chunks, in float32) and of ``weight`` and ``bias`` (over tiles, one chunk at a time).
+No ``[N, V]`` array exists.
+
+The weight is sliced chunk by chunk in its own dtype and multiplied with
+``preferred_element_type``, so a bfloat16 weight is never copied whole to float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .. import checks
+
+#: Logits per ``[T, C]`` block that the default sizes aim for (16 MiB in float32).
+BLOCK_ELEMENTS = 2**22
+#: The default vocabulary chunk C (fewer columns when V is smaller).
+DEFAULT_CHUNK = 2048
+#: The default token tile never has fewer rows than this (nor more than N).
+MIN_TILE = 256
+#: The default vocabulary chunk never has fewer columns than this (nor more than V).
+MIN_CHUNK = 128
+
+
+def default_chunk_sizes(num_tokens: int, vocab_size: int, features: int) -> tuple[int, int]:
+    r"""The vocabulary chunk C and token tile T that ``None`` sizes pick.
+
+    .. math::
+        C = \min\bigl(V, 2048, \max(128, 128 \lfloor 2^{22} / (128 D) \rfloor)\bigr),
+        \qquad T = \min\bigl(N, \max(256, \lfloor 2^{22} / \max(C, D) \rfloor)\bigr),
+
+    so that the ``[T, C]`` logits block, the ``[T, D]`` and ``[D, C]`` products each hold
+    at most about :math:`2^{22}` elements (16 MiB in float32) once N and V are large:
+    2048 x 2048 blocks for D = 512, 1024 x 1024 for D = 4096, all N tokens at once when
+    N is small, and long token tiles for a small vocabulary.
+    """
+    c = MIN_CHUNK * (BLOCK_ELEMENTS // (MIN_CHUNK * max(features, 1)))
+    chunk = max(1, min(vocab_size, DEFAULT_CHUNK, max(MIN_CHUNK, c)))
+    return chunk, _default_tile(num_tokens, chunk, features)
+
+
+def _default_tile(num_tokens: int, chunk: int, features: int) -> int:
+    tile = BLOCK_ELEMENTS // max(chunk, features, 1)
+    return max(1, min(num_tokens, max(MIN_TILE, tile)))
+
+
+class _Config(NamedTuple):
+    """Static options of the loss (hashable: the custom_vjp's nondiff argument)."""
+
+    chunk: int
+    tile: int
+    label_smoothing: float
+    z_loss: float
+    softcap: float | None
+    return_lse: bool
+
+
+_DOT_NN = (((1,), (0,)), ((), ()))  # [T, D] @ [D, C]
+_DOT_NT = (((1,), (1,)), ((), ()))  # [T, C] @ [D, C]^T
+_DOT_TN = (((0,), (0,)), ((), ()))  # [T, D]^T @ [T, C]
+
+
+def _count(total: int, size: int) -> int:
+    return -(-total // size)
+
+
+def _start(i: jax.Array, total: int, size: int) -> jax.Array:
+    """The first index of block i; the last block is shifted back to end at ``total``."""
+    return jnp.minimum(i * size, total - size)
+
+
+def _slice(x, start, size: int, axis: int):
+    """``x`` sliced to ``[start, start + size)`` along ``axis``, in ``x``'s dtype."""
+
+    def plain(x, start):
+        return lax.dynamic_slice_in_dim(x, start, size, axis=axis)
+
+    if jnp.dtype(x.dtype).itemsize >= 4:
+        return plain(x, start)
+
+    def cpu(x, start):
+        # XLA's CPU backend slices 16-bit floats through float32 and then hoists that
+        # conversion out of the loop, onto the whole array (a float32 copy of the weight).
+        # Inside a conditional the conversion stays on the slice.
+        return lax.cond(start >= 0, plain, lambda x, s: plain(x, 0 * s), x, start)
+
+    return lax.platform_dependent(x, start, cpu=cpu, default=plain)
+
+
+def _block_logits(ht, w, b, col0, cfg: _Config, dtype):
+    """Logits of one block (capped when asked), the raw-to-capped slope, and the chunk."""
+    wc = _slice(w, col0, cfg.chunk, axis=1)
+    z = lax.dot_general(ht, wc, _DOT_NN, preferred_element_type=dtype)
+    if b is not None:
+        z = z + lax.dynamic_slice_in_dim(b, col0, cfg.chunk).astype(dtype)
+    slope = None
+    if cfg.softcap is not None:
+        t = jnp.tanh(z / cfg.softcap)
+        z = cfg.softcap * t
+        slope = 1 - t * t
+    return z, slope, wc
+
+
+def _fresh(i, start, size: int, total: int, shape):
+    """Indices of block i along an axis of ``shape`` (size > 1), and which are new."""
+    axis = 0 if shape[0] > 1 else 1
+    idx = start + lax.broadcasted_iota(jnp.int32, shape, axis)
+    return idx, (None if total % size == 0 else idx >= i * size)
+
+
+def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
+    """Log-sum-exp, label logit and logit sum of T tokens, streamed over vocabulary chunks."""
+    t, vocab = ht.shape[0], w.shape[1]
+
+    def body(carry, i):
+        m, s, z_label, z_sum = carry
+        col0 = _start(i, vocab, cfg.chunk)
+        z, _, _ = _block_logits(ht, w, b, col0, cfg, dtype)
+        cols, fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
+        zm = z if fresh is None else jnp.where(fresh, z, -jnp.inf)
+        m_new = jnp.maximum(m, jnp.max(zm, axis=1))
+        shift = jnp.where(jnp.isfinite(m_new), m_new, 0)
+        s = s * jnp.exp(m - shift) + jnp.sum(jnp.exp(zm - shift[:, None]), axis=1)
+        hit = cols == lt[:, None]
+        if fresh is not None:
+            hit = hit & fresh
+        z_label = z_label + jnp.sum(jnp.where(hit, z, 0), axis=1)
+        if cfg.label_smoothing:
+            z_sum = z_sum + jnp.sum(z if fresh is None else jnp.where(fresh, z, 0), axis=1)
+        return (m_new, s, z_label, z_sum), None
+
+    init = (jnp.full((t,), -jnp.inf, dtype),) + (jnp.zeros((t,), dtype),) * 3
+    xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
+    (m, s, z_label, z_sum), _ = lax.scan(body, init, xs)
+    lse = jnp.where(jnp.isfinite(m), m, 0) + jnp.log(s)
+    return lse, z_label, z_sum
+
+
+def _forward(h, w, b, labels, cfg: _Config):
+    """Per-token log-sum-exp, label logit and logit sum, tile by tile."""
+    n = h.shape[0]
+    dtype = checks.compute_dtype(h, w) if b is None else checks.compute_dtype(h, w, b)
+    tiles = _count(n, cfg.tile)
+    if tiles == 1:
+        return _tile_stats(h, labels, w, b, cfg, dtype)
+
+    def tile(t):
+        row0 = _start(t, n, cfg.tile)
+        ht = _slice(h, row0, cfg.tile, axis=0)
+        lt = lax.dynamic_slice_in_dim(labels, row0, cfg.tile)
+        return _tile_stats(ht, lt, w, b, cfg, dtype)
+
+    stacked = lax.map(tile, jnp.arange(tiles, dtype=jnp.int32))
+    # The last tile was shifted back to end at row N: keep only its rows not seen before.
+    skip = tiles * cfg.tile - n
+    return tuple(jnp.concatenate([y[:-1].reshape(-1), y[-1, skip:]]) for y in stacked)
+
+
+def _loss_from_stats(lse, z_label, z_sum, active, bad, vocab, cfg: _Config):
+    e, zeta = cfg.label_smoothing, cfg.z_loss
+    loss = lse - (1 - e) * z_label
+    if e:
+        loss = loss - (e / vocab) * z_sum
+    if zeta:
+        loss = loss + zeta * jnp.square(lse)
+    loss = jnp.where(active, loss, 0)
+    return jnp.where(bad, jnp.nan, loss)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _fused(h, w, b, labels, active, bad, cfg: _Config):
+    lse, z_label, z_sum = _forward(h, w, b, labels, cfg)
+    loss = _loss_from_stats(lse, z_label, z_sum, active, bad, w.shape[1], cfg)
+    return (loss, lse) if cfg.return_lse else loss
+
+
+def _fused_fwd(h, w, b, labels, active, bad, cfg: _Config):
+    lse, z_label, z_sum = _forward(h, w, b, labels, cfg)
+    loss = _loss_from_stats(lse, z_label, z_sum, active, bad, w.shape[1], cfg)
+    out = (loss, lse) if cfg.return_lse else loss
+    return out, (h, w, b, labels, active, bad, lse)
+
+
+def _fused_bwd(cfg: _Config, residuals, cotangent):
+    r"""Recomputes each block's logits and accumulates the gradients block by block.
+
+    Residuals, for N tokens, D features and V classes (the first three are the inputs
+    themselves, not copies):
+
+    - ``h``: the hidden states, ``[N, D]``, input dtype;
+    - ``w``: the weight, ``[D, V]``, input dtype; ``b``: the bias, ``[V]``, or None;
+    - ``labels``: ``[N]`` int; ``active`` and ``bad``: ``[N]`` bool (token counted; label
+      invalid);
+    - ``lse``: the per-token log-sum-exp, ``[N]``, compute dtype.
+
+    That is O(N) beyond the inputs. With :math:`g` the loss cotangent and :math:`g_\ell`
+    the log-sum-exp cotangent, the logits' gradient of token n is
+    :math:`(g_n (1 + 2\zeta\,\mathrm{lse}_n) + g_{\ell,n})\, p_n - g_n (1-\epsilon) e_{c_n}
+    - g_n \epsilon / V` (the :math:`g_n` terms only for counted tokens; NaN for an invalid
+    label), times :math:`1 - \tanh^2` under a soft cap. The working set is a few
+    ``[T, C]`` blocks, a ``[T, D]`` product, a float32 ``[D, C]`` accumulator for the
+    weight's chunk and a float32 ``[N, D]`` accumulator for the hidden gradient.
+    """
+    h, w, b, labels, active, bad, lse = residuals
+    n, vocab = h.shape[0], w.shape[1]
+    dtype = lse.dtype
+    e, zeta = cfg.label_smoothing, cfg.z_loss
+    g_loss, g_lse = cotangent if cfg.return_lse else (cotangent, None)
+    g = jnp.where(active, g_loss.astype(dtype), 0)
+    alpha = g * (1 + 2 * zeta * lse) if zeta else g
+    if g_lse is not None:
+        alpha = alpha + g_lse.astype(dtype)
+    alpha = jnp.where(bad & active, jnp.nan, alpha)
+    per_token = (alpha, g * (1 - e), g * (e / vocab), lse, labels)
+    # Half-precision inputs multiply dz rounded to their dtype, accumulating in float32.
+    dz_dtype = jnp.promote_types(h.dtype, w.dtype)
+    tiles = _count(n, cfg.tile)
+
+    def block(ht, tok, i, col0, row_fresh):
+        """The logits' gradient of one [T, C] block, and the weight chunk."""
+        alpha_t, beta_t, gamma_t, lse_t, lt = (x[:, None] for x in tok)
+        z, slope, wc = _block_logits(ht, w, b, col0, cfg, dtype)
+        cols, col_fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
+        dz = alpha_t * jnp.exp(z - lse_t) - jnp.where(cols == lt, beta_t, 0)
+        if e:
+            dz = dz - gamma_t
+        if slope is not None:
+            dz = dz * slope
+        for fresh in (col_fresh, row_fresh):
+            if fresh is not None:
+                dz = jnp.where(fresh, dz, 0)
+        return dz.astype(dz_dtype), wc
+
+    def chunk_step(carry, i):
+        dh, dw, db = carry
+        col0 = _start(i, vocab, cfg.chunk)
+        if tiles == 1:
+            dz, wc = block(h, per_token, i, col0, None)
+            dh = dh + lax.dot_general(dz, wc, _DOT_NT, preferred_element_type=dtype)
+            dwc = lax.dot_general(h, dz, _DOT_TN, preferred_element_type=dtype)
+            dbc = jnp.sum(dz, axis=0, dtype=dtype)
+        else:
+
+            def tile_step(inner, t):
+                dh, dwc, dbc = inner
+                row0 = _start(t, n, cfg.tile)
+                ht = _slice(h, row0, cfg.tile, axis=0)
+                tok = tuple(lax.dynamic_slice_in_dim(x, row0, cfg.tile) for x in per_token)
+                _, row_fresh = _fresh(t, row0, cfg.tile, n, (cfg.tile, 1))
+                dz, wc = block(ht, tok, i, col0, row_fresh)
+                dht = lax.dynamic_slice_in_dim(dh, row0, cfg.tile)
+                dht = dht + lax.dot_general(dz, wc, _DOT_NT, preferred_element_type=dtype)
+                dh = lax.dynamic_update_slice_in_dim(dh, dht, row0, axis=0)
+                dwc = dwc + lax.dot_general(ht, dz, _DOT_TN, preferred_element_type=dtype)
+                dbc = dbc + jnp.sum(dz, axis=0, dtype=dtype)
+                return (dh, dwc, dbc), None
+
+            init = (dh, jnp.zeros((h.shape[1], cfg.chunk), dtype), jnp.zeros(cfg.chunk, dtype))
+            xs = jnp.arange(tiles, dtype=jnp.int32)
+            (dh, dwc, dbc), _ = lax.scan(tile_step, init, xs)
+        dw = lax.dynamic_update_slice_in_dim(dw, dwc.astype(w.dtype), col0, axis=1)
+        if db is not None:
+            db = lax.dynamic_update_slice_in_dim(db, dbc.astype(b.dtype), col0, axis=0)
+        return (dh, dw, db), None
+
+    # The last chunk may overlap the one before it; its already-covered columns get a zero
+    # gradient in dz, and writing them again would erase the earlier chunk's values, so
+    # the chunks run from last to first: each column's final write is its first chunk's.
+    init = (
+        jnp.zeros((n, h.shape[1]), dtype),
+        jnp.zeros(w.shape, w.dtype),
+        None if b is None else jnp.zeros(b.shape, b.dtype),
+    )
+    xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
+    (dh, dw, db), _ = lax.scan(chunk_step, init, xs, reverse=True)
+    return dh.astype(h.dtype), dw, db, None, None, None
+
+
+_fused.defvjp(_fused_fwd, _fused_bwd)
+
+
+def linear_softmax_cross_entropy(
+    hidden: jax.typing.ArrayLike,
+    weight: jax.typing.ArrayLike,
+    labels: jax.typing.ArrayLike,
+    *,
+    bias: jax.typing.ArrayLike | None = None,
+    chunk_size: int | None = None,
+    token_chunk_size: int | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    logit_softcap: float | None = None,
+    where: jax.typing.ArrayLike | None = None,
+    return_lse: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
+    r"""Softmax cross-entropy of a linear layer's logits, without materialising the logits.
+
+    With logits :math:`z = h W + b` (soft-capped to :math:`\kappa \tanh(z / \kappa)` when
+    ``logit_softcap`` :math:`= \kappa` is given), each token's loss is that of
+    ``softmax_cross_entropy_with_integer_labels`` on :math:`z`:
+
+    .. math::
+        \ell(h, c) = \operatorname{lse}(z) - (1 - \epsilon)\, z_c
+        - \frac{\epsilon}{V} \sum_{j=1}^{V} z_j + \zeta \operatorname{lse}(z)^2,
+
+    0 with gradient 0 for a token whose label is ``ignore_index`` or that ``where``
+    excludes, and NaN (value and gradients) for any other label outside ``[0, V)``. The
+    ``[tokens, V]`` logits are never formed: the forward pass streams over vocabulary
+    chunks with an online log-sum-exp, and a custom backward pass recomputes each chunk's
+    logits to accumulate the gradients of ``hidden``, ``weight`` and ``bias``, scaled by
+    each token's incoming cotangent (a per-token weighted sum gets exact gradients). Logits
+    are accumulated in float32 (float64 for float64 inputs) in both passes.
+
+    The logits are handled in ``[T, C]`` blocks of T tokens by C classes. Memory beyond
+    the inputs and gradients: a few such blocks, a ``[T, D]`` product, a float32
+    ``[D, C]`` accumulator, a float32 ``[N, D]`` accumulator for the gradient of
+    ``hidden`` (the gradient itself for float32 inputs), and O(N) per-token values. The
+    default sizes are :math:`C = \min(V, 2048, \max(128, 128 \lfloor 2^{22} / 128 D
+    \rfloor))` and :math:`T = \min(N, \max(256, \lfloor 2^{22} / \max(C, D) \rfloor))`:
+    blocks and products of at most about :math:`2^{22}` elements (16 MiB in float32) for
+    large N and V (2048 x 2048 blocks for D = 512, 1024 x 1024 for D = 4096), all tokens
+    at once when N is small, and long token tiles for small vocabularies. V need not be a
+    multiple of C, nor N of T: the last chunk (tile) is shifted back to end at V (N) and
+    its repeated columns (rows) are masked. Compute is that of the dense computation plus
+    one more ``[N, D] @ [D, V]`` product (the logits recomputed in the backward pass).
+
+    Args:
+      hidden: the last hidden states, shape ``[..., D]``, floating dtype.
+      weight: the output projection, shape ``[D, V]``, floating dtype.
+      labels: integer class indices, shape ``[...]`` (``hidden``'s without ``D``).
+      bias: optional output bias, shape ``[V]``.
+      chunk_size: vocabulary columns per chunk, C (static), or None for the default.
+      token_chunk_size: tokens per tile, T (static), or None for the default.
+      ignore_index: a label value marking tokens to skip (static), or None.
+      label_smoothing: :math:`\epsilon \in [0, 1)` (static).
+      z_loss: :math:`\zeta \ge 0`, the weight of the squared log-normaliser (static).
+      logit_softcap: :math:`\kappa > 0` (static), or None for no cap.
+      where: optional boolean mask of ``labels``' shape; False tokens give 0, gradient 0.
+      return_lse: also return each token's log-sum-exp over the whole vocabulary (for
+        every token, masked and ignored ones included; differentiable).
+
+    Returns:
+      The per-token loss, ``labels``' shape, in the compute dtype (float32 for bfloat16 or
+      float16 inputs, float64 for float64); with ``return_lse``, the pair ``(loss, lse)``.
+      Gradients come back in each input's dtype.
+
+    Raises:
+      TypeError: ``hidden``, ``weight`` or ``bias`` is not floating, ``labels`` is not
+        integer, ``where`` is not boolean, or a static option has the wrong type.
+      ValueError: the shapes do not match, or an option is out of range.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> kh, kw = jax.random.split(jax.random.key(0))
+      >>> hidden = jax.random.normal(kh, (2, 3, 8))         # [batch, time, D]
+      >>> weight = jax.random.normal(kw, (8, 50)) / 4       # [D, V]
+      >>> labels = jnp.array([[1, 7, 49], [3, -100, -100]])
+      >>> def loss_fn(hidden, weight):
+      ...     loss = je.linear_softmax_cross_entropy(
+      ...         hidden, weight, labels, chunk_size=16, ignore_index=-100)
+      ...     return loss.sum() / (labels != -100).sum()
+      >>> value, (dh, dw) = jax.value_and_grad(loss_fn, argnums=(0, 1))(hidden, weight)
+      >>> dense = je.softmax_cross_entropy_with_integer_labels(
+      ...     hidden @ weight, labels, ignore_index=-100)
+      >>> print(f"{value:.4f} {dense.sum() / 4:.4f} {dh.shape} {dw.shape}")
+      4.0369 4.0369 (2, 3, 8) (8, 50)
+
+    References:
+      E. Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2025.
+      M. Milakov and N. Gimelshein, "Online normalizer calculation for softmax", 2018.
+    """
+    hidden = checks.as_array(hidden, "hidden")
+    weight = checks.as_array(weight, "weight")
+    labels = checks.as_array(labels, "labels")
+    checks.require_float(hidden, "hidden")
+    checks.require_float(weight, "weight")
+    checks.require_integer(labels, "labels")
+    if hidden.ndim < 1 or weight.ndim != 2 or hidden.shape[-1] != weight.shape[0]:
+        raise ValueError(
+            "`hidden` must be [..., D] and `weight` [D, V] with the same D, got "
+            f"hidden.shape={hidden.shape} and weight.shape={weight.shape}."
+        )
+    if labels.shape != hidden.shape[:-1]:
+        raise ValueError(
+            f"`labels` must have hidden's shape without its last axis: hidden.shape="
+            f"{hidden.shape} needs labels.shape={hidden.shape[:-1]}, got {labels.shape}."
+        )
+    d, vocab = weight.shape
+    if vocab == 0:
+        raise ValueError("`weight` must have at least one class (V >= 1), got V=0.")
+    if bias is not None:
+        bias = checks.as_array(bias, "bias")
+        checks.require_float(bias, "bias")
+        if bias.shape != (vocab,):
+            raise ValueError(f"`bias` must have shape ({vocab},), got {bias.shape}.")
+    e = checks.static_float(label_smoothing, "label_smoothing", 0.0, 1.0, high_open=True)
+    zeta = checks.static_float(z_loss, "z_loss", 0.0, math.inf, high_open=True)
+    cap = None
+    if logit_softcap is not None:
+        cap = checks.static_float(logit_softcap, "logit_softcap", 0.0, math.inf, high_open=True)
+        if cap == 0:
+            raise ValueError("`logit_softcap` must be positive (or None for no cap), got 0.")
+    if ignore_index is not None and not isinstance(ignore_index, int):
+        raise TypeError(f"`ignore_index` must be a Python int or None, got {ignore_index!r}.")
+    n = math.prod(labels.shape)
+    for name, size in (("chunk_size", chunk_size), ("token_chunk_size", token_chunk_size)):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(f"`{name}` must be a positive int or None, got {size!r}.")
+    chunk = min(vocab, chunk_size or default_chunk_sizes(n, vocab, d)[0])
+    tile = max(1, min(n, token_chunk_size or _default_tile(n, chunk, d)))
+    active = jnp.ones(labels.shape, bool)
+    if where is not None:
+        mask = checks.as_array(where, "where")
+        if mask.dtype != jnp.bool_:
+            raise TypeError(f"`where` must be a boolean mask, got dtype {mask.dtype}.")
+        if mask.shape != labels.shape:
+            raise ValueError(
+                f"`where` must have labels' shape {labels.shape} (one flag per token), "
+                f"got {mask.shape}."
+            )
+        active = mask
+    bad = (labels < 0) | (labels >= vocab)
+    if ignore_index is not None:
+        ignored = labels == ignore_index
+        bad = bad & ~ignored
+        active = active & ~ignored
+    if n == 0:
+        dtype = checks.compute_dtype(*(x for x in (hidden, weight, bias) if x is not None))
+        empty = jnp.zeros(labels.shape, dtype)
+        return (empty, empty) if return_lse else empty
+    cfg = _Config(chunk, tile, e, zeta, cap, bool(return_lse))
+    out = _fused(
+        hidden.reshape(n, d),
+        weight,
+        bias,
+        labels.reshape(n),
+        active.reshape(n),
+        bad.reshape(n),
+        cfg,
+    )
+    if return_lse:
+        loss, lse = out
+        return loss.reshape(labels.shape), lse.reshape(labels.shape)
+    return out.reshape(labels.shape)

@@ -1,0 +1,412 @@
+"""Tests of the fused linear + softmax cross-entropy against the dense reference.
+
+The oracle is the dense computation (materialised logits, soft cap, then
+``softmax_cross_entropy_with_integer_labels``) run in float64 on the same inputs, upcast.
+Every loss is reduced with random per-token weights, so the per-token cotangents that the
+backward pass receives are never all equal.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pathlib
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxent as je
+from jaxent._src.fused import dense_linear_softmax_cross_entropy
+from jaxent._src.fused.chunked import default_chunk_sizes
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+OPTIONS = {
+    "plain": {},
+    "bias": {"bias": True},
+    "ignore": {"ignore_index": -100},
+    "where": {"where": True},
+    "smoothing": {"label_smoothing": 0.1},
+    "z_loss": {"z_loss": 1e-3},
+    "softcap": {"logit_softcap": 7.0},
+    "lse": {"return_lse": True},
+    "all": {
+        "bias": True,
+        "ignore_index": -100,
+        "where": True,
+        "label_smoothing": 0.2,
+        "z_loss": 1e-3,
+        "logit_softcap": 30.0,
+        "return_lse": True,
+    },
+}
+
+
+def _problem(seed, batch, d, v, dtype, scale, opts):
+    """Inputs whose logits have about ``scale`` spread; labels include -100 when ignored."""
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(size=(*batch, d))
+    weight = rng.normal(size=(d, v)) * scale / math.sqrt(d)
+    labels = rng.integers(0, v, size=batch)
+    if "ignore_index" in opts:
+        labels = np.where(rng.random(batch) < 0.25, -100, labels)
+    kwargs = {k: x for k, x in opts.items() if k not in ("bias", "where")}
+    if opts.get("bias"):
+        kwargs["bias"] = jnp.asarray(rng.normal(size=(v,)) * scale, dtype)
+    if opts.get("where"):
+        kwargs["where"] = jnp.asarray(rng.random(batch) < 0.8)
+    cot = jnp.asarray(rng.normal(size=batch))
+    cot_lse = jnp.asarray(rng.normal(size=batch))
+    return (
+        jnp.asarray(hidden, dtype),
+        jnp.asarray(weight, dtype),
+        jnp.asarray(labels),
+        kwargs,
+        cot,
+        cot_lse,
+    )
+
+
+def _value_and_grads(fn, hidden, weight, labels, kwargs, cot, cot_lse, upcast=False):
+    """Weighted sum of the per-token losses (and lse) and its gradients in h, W, b."""
+    bias = kwargs.get("bias")
+    rest = {k: x for k, x in kwargs.items() if k != "bias"}
+
+    def total(h, w, b):
+        out = fn(h, w, labels, bias=b, **rest)
+        if kwargs.get("return_lse"):
+            loss, lse = out
+            return jnp.sum(loss * cot) + jnp.sum(lse * cot_lse)
+        return jnp.sum(out * cot)
+
+    args = (hidden, weight, bias)
+    if upcast:
+        args = tuple(None if x is None else x.astype(jnp.float64) for x in args)
+    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(*args)
+    return value, grads
+
+
+def _close(actual, expected, rtol, name):
+    """Normwise closeness: max error at most rtol times the largest expected magnitude."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, name
+    assert np.all(np.isfinite(actual)), name
+    err = np.max(np.abs(actual - expected), initial=0.0)
+    bound = rtol * max(np.max(np.abs(expected), initial=0.0), 1e-30)
+    assert err <= bound, f"{name}: max error {err:.3g} > {bound:.3g}"
+
+
+def _check_against_dense(hidden, weight, labels, kwargs, cot, cot_lse, *, sizes, rtol):
+    value, grads = _value_and_grads(
+        lambda *a, **k: je.linear_softmax_cross_entropy(*a, **k, **sizes),
+        hidden,
+        weight,
+        labels,
+        kwargs,
+        cot,
+        cot_lse,
+    )
+    ref_value, ref_grads = _value_and_grads(
+        dense_linear_softmax_cross_entropy, hidden, weight, labels, kwargs, cot, cot_lse, True
+    )
+    _close(value, ref_value, rtol, "loss")
+    for name, g, r, x in zip(
+        "hwb", grads, ref_grads, (hidden, weight, kwargs.get("bias")), strict=True
+    ):
+        if x is None:
+            assert g is None
+            continue
+        assert g.dtype == x.dtype and g.shape == x.shape
+        _close(g, r, rtol, f"d{name}")
+
+
+# Every option alone at logit scale 10 with tokens [N]; the plain call and all options
+# together at every scale with tokens [N] and [B, T]; each in float32 and bfloat16.
+CASES = [(o, 10.0, (21,)) for o in sorted(OPTIONS) if o not in ("plain", "all")] + [
+    (o, scale, batch)
+    for o in ("plain", "all")
+    for scale in (1.0, 10.0, 100.0)
+    for batch in ((21,), (3, 7))
+]
+
+
+@pytest.mark.parametrize(("option", "scale", "batch"), CASES)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_matches_dense_reference(option, dtype, scale, batch):
+    opts = OPTIONS[option]
+    args = _problem(hash((option, scale, batch)) % 2**31, batch, 16, 50, dtype, scale, opts)
+    # Ragged on both axes: 50 classes in chunks of 16, 21 tokens in tiles of 8.
+    rtol = 2e-5 if dtype == jnp.float32 else 2e-2
+    _check_against_dense(*args, sizes={"chunk_size": 16, "token_chunk_size": 8}, rtol=rtol)
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {},
+        {"chunk_size": 1},
+        {"chunk_size": 7, "token_chunk_size": 5},
+        {"chunk_size": 50, "token_chunk_size": 33},
+        {"chunk_size": 64, "token_chunk_size": 100},
+        {"chunk_size": 10, "token_chunk_size": 1},
+        {"chunk_size": 25, "token_chunk_size": 11},
+    ],
+)
+def test_chunk_and_tile_sizes(sizes):
+    args = _problem(1, (33,), 8, 50, jnp.float32, 10.0, OPTIONS["all"])
+    _check_against_dense(*args, sizes=sizes, rtol=2e-5)
+
+
+def test_float64_is_exact_and_dtypes():
+    args = _problem(2, (4, 5), 6, 30, jnp.float64, 10.0, OPTIONS["all"])
+    _check_against_dense(*args, sizes={"chunk_size": 8, "token_chunk_size": 3}, rtol=1e-12)
+    h, w, labels, _, _, _ = args
+    assert je.linear_softmax_cross_entropy(h, w, labels).dtype == jnp.float64
+    for dt in (jnp.bfloat16, jnp.float16, jnp.float32):
+        loss, lse = je.linear_softmax_cross_entropy(
+            h.astype(dt), w.astype(dt), labels, return_lse=True
+        )
+        assert loss.dtype == lse.dtype == jnp.float32
+        assert loss.shape == lse.shape == labels.shape
+
+
+def test_lse_is_the_log_normaliser():
+    h, w, labels, kwargs, _, _ = _problem(3, (9,), 5, 40, jnp.float64, 10.0, {"bias": True})
+    _, lse = je.linear_softmax_cross_entropy(
+        h, w, labels, bias=kwargs["bias"], logit_softcap=5.0, chunk_size=16, return_lse=True
+    )
+    logits = 5.0 * jnp.tanh((h @ w + kwargs["bias"]) / 5.0)
+    np.testing.assert_allclose(lse, jax.nn.logsumexp(logits, axis=-1), rtol=1e-13)
+
+
+def test_closed_form_gradient():
+    """d loss / d h = (softmax(z) - onehot) W^T, written out independently."""
+    rng = np.random.default_rng(4)
+    h = jnp.asarray(rng.normal(size=(6, 4)))
+    w = jnp.asarray(rng.normal(size=(4, 11)))
+    labels = jnp.asarray(rng.integers(0, 11, 6))
+    cot = jnp.asarray(rng.normal(size=6))
+    grad = jax.grad(
+        lambda h, w: jnp.sum(je.linear_softmax_cross_entropy(h, w, labels, chunk_size=4) * cot),
+        argnums=(0, 1),
+    )(h, w)
+    z = np.asarray(h @ w)
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dz = (p - np.eye(11)[np.asarray(labels)]) * np.asarray(cot)[:, None]
+    np.testing.assert_allclose(grad[0], dz @ np.asarray(w).T, rtol=1e-12)
+    np.testing.assert_allclose(grad[1], np.asarray(h).T @ dz, rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [0, 3])
+def test_per_token_cotangent_is_exact(k):
+    """The VJP with a one-hot cotangent is the gradient of that token's loss alone."""
+    h, w, labels, kwargs, _, _ = _problem(5, (7,), 6, 30, jnp.float64, 10.0, OPTIONS["all"])
+    kwargs.pop("return_lse")
+    labels = labels.at[k].set(3)
+    where = kwargs.pop("where").at[k].set(True)
+    opts = dict(kwargs, chunk_size=8, token_chunk_size=3)
+
+    @jax.jit
+    def vjp(h, w, cot):
+        fn = lambda h, w: je.linear_softmax_cross_entropy(h, w, labels, where=where, **opts)  # noqa: E731
+        return jax.vjp(fn, h, w)[1](cot)
+
+    dh, dw = vjp(h, w, jnp.zeros(7).at[k].set(2.5))
+    dh_k, dw_k = jax.jit(
+        jax.grad(
+            lambda hk, w: (
+                2.5 * je.linear_softmax_cross_entropy(hk, w, labels[k : k + 1], **opts)[0]
+            ),
+            argnums=(0, 1),
+        )
+    )(h[k : k + 1], w)
+    np.testing.assert_allclose(dh[k], dh_k[0], rtol=1e-12)
+    np.testing.assert_allclose(np.delete(np.asarray(dh), k, 0), 0)
+    np.testing.assert_allclose(dw, dw_k, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("how", ["ignore_index", "where"])
+def test_all_ignored_batch(how):
+    h, w, labels, kwargs, cot, _ = _problem(6, (2, 5), 4, 20, jnp.float32, 10.0, {"bias": True})
+    if how == "ignore_index":
+        labels, opts = jnp.full(labels.shape, -1), {"ignore_index": -1}
+    else:
+        opts = {"where": jnp.zeros(labels.shape, bool)}
+    opts |= {"label_smoothing": 0.1, "z_loss": 1e-2, "chunk_size": 8, "token_chunk_size": 3}
+
+    def total(h, w, b):
+        return jnp.sum(je.linear_softmax_cross_entropy(h, w, labels, bias=b, **opts) * cot)
+
+    value, grads = jax.value_and_grad(total, argnums=(0, 1, 2))(h, w, kwargs["bias"])
+    assert value == 0
+    for g in grads:
+        assert np.all(np.asarray(g) == 0)
+
+
+def test_invalid_labels_give_nan():
+    h, w, labels, _, cot, _ = _problem(7, (8,), 4, 20, jnp.float64, 1.0, {})
+    labels = labels.at[2].set(20).at[5].set(-1)
+    where = jnp.ones(8, bool).at[5].set(False)
+    opts = {"where": where, "chunk_size": 8, "token_chunk_size": 3}
+    loss = je.linear_softmax_cross_entropy(h, w, labels, **opts)
+    np.testing.assert_array_equal(np.isnan(loss), np.isin(np.arange(8), [2, 5]))
+    ref = dense_linear_softmax_cross_entropy(h, w, labels, where=where)
+    np.testing.assert_allclose(loss, ref, rtol=1e-12)
+
+    def grads(fn, **kw):
+        return jax.jit(jax.grad(lambda h: jnp.sum(fn(h, w, labels, where=where, **kw) * cot)))(h)
+
+    dh = grads(je.linear_softmax_cross_entropy, chunk_size=8, token_chunk_size=3)
+    dh_ref = grads(dense_linear_softmax_cross_entropy)
+    # The invalid label's row is NaN; the one that `where` excludes has gradient 0, as in
+    # the dense reference; the others are exact.
+    np.testing.assert_array_equal(np.isnan(dh), np.isnan(dh_ref))
+    assert np.isnan(dh[2]).all() and not np.isnan(dh[5]).any()
+    np.testing.assert_allclose(np.delete(np.asarray(dh), 2, 0), np.delete(dh_ref, 2, 0))
+
+
+def test_jit_and_vmap_match_eager():
+    h, w, labels, kwargs, _, _ = _problem(8, (3, 6), 5, 30, jnp.float32, 10.0, OPTIONS["all"])
+    kwargs.pop("return_lse")
+
+    def fn(h, labels, where):
+        return je.linear_softmax_cross_entropy(
+            h, w, labels, **dict(kwargs, where=where, chunk_size=8, token_chunk_size=4)
+        )
+
+    eager = fn(h, labels, kwargs["where"])
+    np.testing.assert_allclose(jax.jit(fn)(h, labels, kwargs["where"]), eager, rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(fn)(h, labels, kwargs["where"]), eager, rtol=1e-6)
+
+
+def test_empty_tokens():
+    loss = je.linear_softmax_cross_entropy(jnp.zeros((0, 4)), jnp.ones((4, 9)), jnp.zeros(0, int))
+    assert loss.shape == (0,)
+
+
+def test_default_sizes():
+    assert default_chunk_sizes(8192, 256000, 4096) == (1024, 1024)
+    assert default_chunk_sizes(2048, 32768, 512) == (2048, 2048)
+    assert default_chunk_sizes(100_000, 1000, 64) == (1000, 4194)
+    assert default_chunk_sizes(10, 50, 8) == (50, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"hidden": jnp.zeros((3, 5))}, ValueError),
+        ({"weight": jnp.zeros(4)}, ValueError),
+        ({"labels": jnp.zeros(4, int)}, ValueError),
+        ({"labels": jnp.zeros(3)}, TypeError),
+        ({"hidden": jnp.zeros((3, 4), int)}, TypeError),
+        ({"bias": jnp.zeros(5)}, ValueError),
+        ({"chunk_size": 0}, ValueError),
+        ({"token_chunk_size": 2.5}, ValueError),
+        ({"label_smoothing": 1.0}, ValueError),
+        ({"z_loss": -1.0}, ValueError),
+        ({"logit_softcap": 0.0}, ValueError),
+        ({"ignore_index": 1.5}, TypeError),
+        ({"where": jnp.ones(3)}, TypeError),
+        ({"where": jnp.ones((1, 3), bool)}, ValueError),
+    ],
+)
+def test_argument_errors(kwargs, error):
+    args = {"hidden": jnp.zeros((3, 4)), "weight": jnp.zeros((4, 6)), "labels": jnp.zeros(3, int)}
+    args |= kwargs
+    with pytest.raises(error):
+        je.linear_softmax_cross_entropy(
+            args.pop("hidden"), args.pop("weight"), args.pop("labels"), **args
+        )
+
+
+def _big_arrays(jaxpr):
+    """Every (shape, size) of a variable in a jaxpr, sub-jaxprs (scan bodies) included."""
+    found = []
+
+    def visit(jx):
+        for eqn in jx.eqns:
+            for var in (*eqn.invars, *eqn.outvars):
+                shape = getattr(var.aval, "shape", ())
+                found.append((tuple(shape), math.prod(shape)))
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jaxpr.jaxpr)
+    return found
+
+
+@pytest.mark.parametrize("batch", [(24,), (4, 6)])
+def test_no_tokens_by_vocab_array_in_jaxpr(batch):
+    n, d, v = math.prod(batch), 8, 40
+    h, w, labels, kwargs, cot, _ = _problem(9, batch, d, v, jnp.float32, 1.0, OPTIONS["all"])
+    kwargs.pop("return_lse")
+
+    def total(fn, **sizes):
+        return lambda h, w, b: jnp.sum(fn(h, w, labels, **dict(kwargs, bias=b), **sizes) * cot)
+
+    fused = total(je.linear_softmax_cross_entropy, chunk_size=16)
+    dense = total(dense_linear_softmax_cross_entropy)
+
+    def offending(fn):
+        jaxpr = jax.make_jaxpr(jax.value_and_grad(fn, argnums=(0, 1, 2)))(h, w, kwargs["bias"])
+        return [s for s, size in _big_arrays(jaxpr) if size >= n * v or (n in s and v in s)]
+
+    assert offending(dense)  # the check sees the dense logits
+    assert offending(fused) == []
+
+
+def _temp_bytes(fn, n, d, v, dtype):
+    def total(h, w, labels):
+        return jnp.sum(fn(h, w, labels))
+
+    shapes = (
+        jax.ShapeDtypeStruct((n, d), dtype),
+        jax.ShapeDtypeStruct((d, v), dtype),
+        jax.ShapeDtypeStruct((n,), jnp.int32),
+    )
+    compiled = jax.jit(jax.value_and_grad(total, argnums=(0, 1))).lower(*shapes).compile()
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_compiled_temp_memory_is_small(dtype):
+    """Compiled, never run: N=8192 tokens, D=4096, V=256000 (8 GiB of float32 logits)."""
+    n, d, v = 8192, 4096, 256000
+    fused = _temp_bytes(je.linear_softmax_cross_entropy, n, d, v, dtype)
+    dense = _temp_bytes(dense_linear_softmax_cross_entropy, n, d, v, dtype)
+    assert dense >= n * v * 4  # at least the float32 logits
+    assert fused * 20 <= dense, (fused, dense)
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_smoke():
+    from benchmarks import fused_linear
+
+    rows = fused_linear.run(quick=True)
+    variants = {r["variant"] for r in rows}
+    assert variants == {"dense", "fused", "optax"}
+    for r in rows:
+        assert r["median_s"] > 0 and r["temp_bytes"] >= 0
+    fused = [r for r in rows if r["variant"] == "fused"]
+    dense = [r for r in rows if r["variant"] == "dense"]
+    assert all(f["temp_bytes"] < d["temp_bytes"] for f, d in zip(fused, dense, strict=True))
+
+
+def test_lm_head_example_smoke():
+    example = _load(ROOT / "examples" / "lm_head.py", "lm_head_example")
+    result = example.main(["--quick"])
+    losses = result["losses"]
+    assert all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert result["fused_temp_bytes"] * 5 < result["dense_temp_bytes"]

@@ -1,0 +1,228 @@
+"""Property-based tests over random shapes, axes, masks and dtypes, and an adversarial sweep."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import references as ref
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxent as je
+
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, database=None)
+
+
+@st.composite
+def cases(draw):
+    """A seeded problem: shape, class axis (int or tuple), mask, dtype and data."""
+    ndim = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=ndim, max_size=ndim)))
+    if ndim == 3 and draw(st.booleans()):
+        axis = tuple(sorted(draw(st.sets(st.integers(0, 2), min_size=2, max_size=2))))
+    else:
+        axis = draw(st.integers(-ndim, ndim - 1))
+    dtype = draw(st.sampled_from([jnp.float32, jnp.float64]))
+    masked = draw(st.booleans())
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    where = ref.random_mask(rng, shape, axis) if masked else None
+    return shape, axis, dtype, where, rng
+
+
+def _tol(dtype):
+    return 1e-12 if dtype == jnp.float64 else 2e-5
+
+
+@SETTINGS
+@given(cases())
+def test_gibbs_and_cross_entropy_decomposition(case):
+    shape, axis, dtype, where, rng = case
+    p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.3), dtype)
+    q = jnp.asarray(ref.random_probs(rng, shape, axis), dtype)
+    kw = {"axis": axis, "where": where}
+    d = je.kl_divergence(p, q, **kw)
+    assert np.all(np.asarray(d) >= -_tol(dtype))
+    np.testing.assert_allclose(je.kl_divergence(p, p, **kw), 0.0, atol=_tol(dtype))
+    np.testing.assert_allclose(
+        je.cross_entropy(p, q, **kw), je.entropy(p, **kw) + d, rtol=_tol(dtype), atol=_tol(dtype)
+    )
+    a = jnp.asarray(rng.normal(size=shape), dtype)
+    b = jnp.asarray(rng.normal(size=shape), dtype)
+    assert np.all(np.asarray(je.kl_divergence_from_logits(a, b, **kw)) >= -_tol(dtype))
+
+
+@SETTINGS
+@given(cases(), st.floats(-1e3, 1e3))
+def test_shift_invariance(case, shift):
+    shape, axis, dtype, where, rng = case
+    z = jnp.asarray(rng.normal(size=shape) * 3, dtype)
+    zs = z + jnp.asarray(shift, dtype)
+    y = jnp.asarray(ref.random_probs(rng, shape, axis), dtype)
+    kw = {"axis": axis, "where": where}
+    k = int(np.prod([shape[a] for a in ref._axes(axis, len(shape))]))
+    labels = jnp.asarray(rng.integers(0, k, np.asarray(je.entropy_from_logits(z, axis=axis)).shape))
+    # a shift of s in float32 moves the logits by up to ulp(s).
+    tol = _tol(dtype) * (1 + abs(shift)) * 4
+    for f in (
+        lambda x: je.softmax_cross_entropy(x, y, label_smoothing=0.1, **kw),
+        lambda x: je.softmax_cross_entropy_with_integer_labels(x, labels, **kw),
+        lambda x: je.entropy_from_logits(x, **kw),
+        lambda x: je.kl_divergence_from_logits(x, 2 * z, **kw),
+    ):
+        np.testing.assert_allclose(f(zs), f(z), rtol=tol, atol=tol)
+
+
+@SETTINGS
+@given(cases())
+def test_gradients_sum_to_zero_and_integer_equals_one_hot(case):
+    shape, axis, dtype, where, rng = case
+    z = jnp.asarray(rng.normal(size=shape), dtype)
+    y = jnp.asarray(ref.random_probs(rng, shape, axis), dtype)
+    axes = ref._axes(axis, len(shape))
+    batch = [s for i, s in enumerate(shape) if i not in axes]
+    k = int(np.prod([shape[a] for a in axes]))
+    labels = rng.integers(0, k, batch)
+    onehot = jnp.asarray(ref.one_hot(labels, shape, axis), dtype)
+    kw = {"axis": axis, "where": where}
+    if where is not None:  # normalised over the allowed classes
+        y = jnp.where(where, y, 0)
+        y = y / jnp.sum(y, axis=axes, keepdims=True)
+    tol = _tol(dtype)
+    for f in (
+        lambda x: je.softmax_cross_entropy(x, y, label_smoothing=0.2, **kw),
+        lambda x: je.entropy_from_logits(x, **kw),
+        lambda x: je.kl_divergence_from_logits(x, jnp.flip(z), **kw),
+        lambda x: je.kl_divergence_from_logits(jnp.flip(z), x, **kw),
+    ):
+        g = jax.grad(lambda x, f=f: f(x).sum())(z)
+        np.testing.assert_allclose(jnp.sum(g, axis=axes), 0.0, atol=tol * 10)
+    hard = je.softmax_cross_entropy_with_integer_labels(z, jnp.asarray(labels), **kw)
+    soft = je.softmax_cross_entropy(z, onehot, **kw)
+    np.testing.assert_allclose(hard, soft, rtol=tol, atol=tol)
+    g_hard = jax.grad(
+        lambda x: je.softmax_cross_entropy_with_integer_labels(x, jnp.asarray(labels), **kw).sum()
+    )(z)
+    g_soft = jax.grad(lambda x: je.softmax_cross_entropy(x, onehot, **kw).sum())(z)
+    np.testing.assert_allclose(g_hard, g_soft, rtol=tol, atol=tol)
+
+
+@SETTINGS
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_vmap_equals_batched_equals_jit(n, k, seed):
+    rng = np.random.default_rng(seed)
+    z = jnp.asarray(rng.normal(size=(n, k)))
+    y = jnp.asarray(ref.random_probs(rng, (n, k)))
+    labels = jnp.asarray(rng.integers(0, k, n))
+    for f, args in (
+        (je.softmax_cross_entropy, (z, y)),
+        (je.softmax_cross_entropy_with_integer_labels, (z, labels)),
+        (je.multilabel_sigmoid_cross_entropy, (z, y)),
+        (je.entropy_from_logits, (z,)),
+        (je.kl_divergence_from_logits, (z, 2 * z)),
+        (je.entropy, (y,)),
+        (je.kl_divergence, (y, jnp.flip(y, -1))),
+    ):
+        batched = f(*args)
+        np.testing.assert_allclose(jax.vmap(f)(*args), batched, rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(jax.jit(f)(*args), batched, rtol=1e-14, atol=1e-15)
+
+
+# The adversarial sweep: each row holds one special value at class 1, inside or outside the
+# mask. Masked: nothing changes. Allowed: NaN propagates; otherwise no NaN where the
+# mathematics is finite (and no NaN gradient for valid input).
+
+# -1e-300, not a negative denormal: the CPU may flush denormal inputs to zero.
+SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, 1e30, -1e30, 5e-324, -1e-300, 1e-30])
+# Elementwise functions have no mask: the sweep sums them under jnp.where, whose gradient
+# is NaN-free only for clean inputs, so only their allowed entries are swept.
+ELEMENTWISE = {"sigmoid", "binary_entropy", "bce"}
+N = len(SPECIALS)
+
+LOGIT_FNS = {
+    "softmax": lambda z, m: je.softmax_cross_entropy(
+        z, jnp.tile(jnp.array([0.7, 0.0, 0.3, 0.0]), (N, 1)), where=m, z_loss=0.01
+    ),
+    "integer": lambda z, m: je.softmax_cross_entropy_with_integer_labels(
+        z, jnp.zeros(N, int), where=m, label_smoothing=0.0
+    ),
+    "entropy_from_logits": lambda z, m: je.entropy_from_logits(z, where=m),
+    "kl_p": lambda z, m: je.kl_divergence_from_logits(z, jnp.zeros_like(z), where=m),
+    "kl_q": lambda z, m: je.kl_divergence_from_logits(
+        jnp.where(jnp.arange(4) == 1, -jnp.inf, 0.0) * jnp.ones_like(z), z, where=m
+    ),
+    "multilabel": lambda z, m: je.multilabel_sigmoid_cross_entropy(
+        z, jnp.tile(jnp.array([1.0, 0.0, 1.0, 0.0]), (N, 1)), where=m
+    ),
+    "sigmoid": lambda z, m: jnp.sum(
+        jnp.where(m, je.sigmoid_binary_cross_entropy(z, jnp.zeros_like(z).at[:, 1].set(1.0)), 0),
+        -1,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LOGIT_FNS))
+def test_adversarial_sweep_logits(name):
+    f = LOGIT_FNS[name]
+    base = jnp.tile(jnp.array([0.3, -0.4, -0.2, 1.0]), (N, 1))
+    z = base.at[:, 1].set(SPECIALS)
+    on = jnp.ones((N, 4), bool)
+    off = on.at[:, 1].set(False)
+
+    def both(x, m):
+        return f(x, m), jax.grad(lambda u: f(u, m).sum())(x)
+
+    run = jax.jit(both)
+    if name not in ELEMENTWISE:
+        v_off, g_off = run(z, off)
+        v_clean, g_clean = run(base, off)
+        np.testing.assert_array_equal(v_off, v_clean)
+        np.testing.assert_array_equal(g_off, g_clean)
+    v_on, g_on = run(z, on)
+    for i, s in enumerate(SPECIALS):
+        if np.isnan(s):
+            assert np.isnan(v_on[i]), (name, s)
+        elif np.isfinite(s) or s == -np.inf:
+            # +inf or 1e30 label mass on an excluded class is +inf, never NaN.
+            assert not np.isnan(v_on[i]), (name, s)
+            assert not np.any(np.isnan(g_on[i])), (name, s)
+        elif name in ("sigmoid", "multilabel"):  # +inf is a valid sigmoid logit
+            assert not np.isnan(v_on[i]) and not np.any(np.isnan(g_on[i])), (name, s)
+
+
+PROB_FNS = {
+    "entropy": lambda p, q, m: je.entropy(p, where=m),
+    "cross_entropy_p": lambda p, q, m: je.cross_entropy(p, q, where=m),
+    "cross_entropy_q": lambda p, q, m: je.cross_entropy(q, p, where=m),
+    "kl_p": lambda p, q, m: je.kl_divergence(p, q, where=m),
+    "kl_q": lambda p, q, m: je.kl_divergence(q, p, where=m),
+    "binary_entropy": lambda p, q, m: jnp.sum(jnp.where(m, je.binary_entropy(p), 0), -1),
+    "bce": lambda p, q, m: jnp.sum(jnp.where(m, je.binary_cross_entropy(p, q), 0), -1),
+}
+
+
+@pytest.mark.parametrize("name", list(PROB_FNS))
+def test_adversarial_sweep_probabilities(name):
+    f = PROB_FNS[name]
+    base = jnp.tile(jnp.array([0.2, 0.3, 0.4, 0.1]), (N, 1))
+    q = jnp.tile(jnp.array([0.25, 0.25, 0.25, 0.25]), (N, 1))
+    p = base.at[:, 1].set(SPECIALS)
+    on = jnp.ones((N, 4), bool)
+    off = on.at[:, 1].set(False)
+
+    def both(x, m):
+        return f(x, q, m), jax.grad(lambda u: f(u, q, m).sum())(x)
+
+    run = jax.jit(both)
+    if name not in ELEMENTWISE:
+        v_off, g_off = run(p, off)
+        v_clean, g_clean = run(base, off)
+        np.testing.assert_array_equal(v_off, v_clean)
+        np.testing.assert_array_equal(g_off, g_clean)
+    v_on, g_on = run(p, on)
+    for i, s in enumerate(SPECIALS):
+        invalid = np.isnan(s) or s < 0 or (name in ("binary_entropy", "bce") and s > 1)
+        if invalid:
+            assert np.isnan(v_on[i]), (name, s)  # never a plausible number
+        else:
+            assert not np.isnan(v_on[i]), (name, s)
+            assert not np.any(np.isnan(g_on[i])), (name, s)
