@@ -131,6 +131,10 @@ def _pair_cases(
     fwd = [Variant(n, f, args, check=n not in unchecked) for n, f in impls]
     fwd.append(_limit("sum_exp", args[0]))
     yield Case(group, "fwd", shape, dtype, fwd, _rtol(dtype), note=note, data_bytes=data_bytes)
+    if dtype == "bfloat16":
+        # Optax computes in bfloat16: its gradients carry bfloat16 rounding of p - t (errors
+        # of 2-20% of the typical gradient), reported in the error column, not enforced.
+        unchecked = (*unchecked, "optax")
     vg = [Variant(n, _value_and_grad(f, argnums), args, check=n not in unchecked) for n, f in impls]
     vg.append(_limit("copy", args[0]))
     yield Case(group, "vg", shape, dtype, vg, _rtol(dtype), note=note, data_bytes=data_bytes)
