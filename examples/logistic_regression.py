@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> LogisticFit:
     x = x_all[:, columns]
     check = separation(x, y)
     status = "exists" if check.mle_exists else "does NOT exist"
-    print(f"\nFitted subset ({len(SUBSET)} features, one per nuclear property): {', '.join(SUBSET)}.")
+    print(f"\nFitted subset ({len(SUBSET)} features, one per nuclear property):")
+    print(f"  {', '.join(SUBSET)}.")
     print(f"Linear-programming check: no separating direction, so the MLE {status}.")
 
     fit = fit_logistic_regression(x, y)
