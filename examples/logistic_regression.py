@@ -222,7 +222,8 @@ def plot(path: pathlib.Path, subset_curve, full_curve, subset_minimum: float) ->
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     steps = np.arange(1, len(subset_curve[0]) + 1)
-    left.plot(steps, subset_curve[0] - subset_minimum, label="Adam, 5-feature subset")
+    gap = np.maximum(subset_curve[0] - subset_minimum, 1e-16)  # float64 rounding floor
+    left.plot(steps, gap, label="Adam, 5-feature subset")
     left.set_yscale("log")
     left.set_xlabel("Adam step")
     left.set_ylabel("mean NLL minus L-BFGS minimum (nats)")
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> LogisticFit:
             for t in (1, 10, 100)
         ]
         print(f"\nAll {d} features: the classes are linearly separable. A linear program found")
-        print(f"(b, w) with s_i (b + x_i . w) >= {margins.min():.3f} for every sample")
+        print(f"(b, w) with s_i (b + x_i . w) >= {margins.min():.3g} for every sample")
         print("(s_i = +1 malignant, -1 benign), so scaling (b, w) by t drives every predicted")
         print("probability to its label and the likelihood to 1: no maximum-likelihood estimate")
         print(f"exists. -log L along t (b, w): t = 1: {nll[0]:.3g}, t = 10: {nll[1]:.3g},")
