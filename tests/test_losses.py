@@ -155,10 +155,10 @@ def test_sigmoid_losses_table(shape, axis, dtype, mask_kind):
         _close(got, want, dtype)
 
 
-# The worked numbers of the concepts page.
+# The worked numbers that the documentation and examples quote.
 
 
-def test_concepts_logits():
+def test_worked_numbers_logits():
     logits = jnp.log(jnp.array([0.7, 0.2, 0.1]))
     np.testing.assert_allclose(
         je.softmax_cross_entropy(logits, jnp.array([1.0, 0.0, 0.0])), -math.log(0.7), rtol=1e-14

@@ -135,10 +135,10 @@ def test_elementwise_table(dtype):
     np.testing.assert_array_equal(got, [0.0, 0.0, np.inf, np.inf])
 
 
-# The worked numbers of the concepts page.
+# The worked numbers that the documentation and examples quote.
 
 
-def test_concepts_self_information():
+def test_worked_numbers_self_information():
     np.testing.assert_allclose(je.self_information(0.01, base=2), 6.643856189774724, rtol=1e-6)
     np.testing.assert_allclose(je.self_information(0.99, base=2), 0.014499569695115089, rtol=1e-6)
     # additivity: 1/4 then 1/2 is 2 + 1 = 3 bits, as 1/8.
@@ -149,7 +149,7 @@ def test_concepts_self_information():
     np.testing.assert_allclose(je.entropy(jnp.full(2**16, 2.0**-16), base=2), 16.0, rtol=1e-12)
 
 
-def test_concepts_entropy():
+def test_worked_numbers_entropy():
     np.testing.assert_allclose(je.entropy(jnp.array([0.5, 0.5]), base=2), 1.0, rtol=1e-12)
     np.testing.assert_allclose(je.entropy(jnp.array([0.99, 0.01]), base=2), 0.0808, atol=5e-5)
     np.testing.assert_allclose(je.binary_entropy(0.01, base=2), 0.0808, atol=5e-5)
@@ -178,7 +178,7 @@ def test_concepts_entropy():
     np.testing.assert_allclose(je.entropy(p, base=10), je.entropy(p) / math.log(10), rtol=1e-14)
 
 
-def test_concepts_cross_entropy_and_kl():
+def test_worked_numbers_cross_entropy_and_kl():
     p, q = jnp.array([1.0, 0.0, 0.0]), jnp.array([0.7, 0.2, 0.1])
     np.testing.assert_allclose(je.cross_entropy(p, q), 0.3567, atol=5e-5)
     np.testing.assert_allclose(je.cross_entropy(p, q), -math.log(0.7), rtol=1e-14)
@@ -197,7 +197,7 @@ def test_concepts_cross_entropy_and_kl():
     )
 
 
-def test_concepts_maximum_likelihood_coin():
+def test_worked_numbers_maximum_likelihood_coin():
     flips = jnp.array([1.0] * 7 + [0.0] * 3)
 
     def mean_bce(theta):
