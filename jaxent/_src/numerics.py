@@ -11,6 +11,7 @@ free of NaN (a diverging slope times a zero tangent would be NaN).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -210,8 +211,64 @@ def softmax_xent_int(
     Memory: the forward pass reads the logits twice (row maximum, then the sum of exp fused
     into its reduction); reverse mode saves only per-row values and writes the gradient in
     one fused pass, so no array of the logits' size is kept besides the gradient itself.
+    Long rows (classes on the last axis, at least ``_ROW_BLOCK_MIN_CLASSES``, an even
+    number of rows) take both reductions a block of rows at a time (same values up to
+    rounding).
     """
     return _softmax_xent_int(z, labels, weight, ignored, axis)
+
+
+# Rows at least this long (classes on the last axis) take the row-blocked reduction
+# (measured slower than the plain one at 32768 classes, 3.5x faster at 65536).
+_ROW_BLOCK_MIN_CLASSES = 65536
+# Rows per block: at 131072 classes, 2 rows (1 MiB of f32) measured fastest on the CPU.
+_ROW_BLOCK = 2
+
+
+def _row_blocked(z: jax.Array, axis: int) -> bool:
+    rows = math.prod(z.shape[:-1])
+    return (
+        z.ndim >= 2
+        and axis == z.ndim - 1
+        and z.shape[-1] >= _ROW_BLOCK_MIN_CLASSES
+        and rows % _ROW_BLOCK == 0
+        and rows >= 2 * _ROW_BLOCK
+    )
+
+
+def _max_and_sum_exp_blocked(z, ignored, ct):
+    """The row maximum m (finite, 0 otherwise) and sum(exp(z - m)), a few rows at a time.
+
+    On XLA's CPU backend a reduction of exp over long rows stores exp(z) whole (a fresh
+    buffer of the logits' size in f32); over a block of rows it stays in a small scratch
+    reused by each step (3-4x faster at 131072 classes). bfloat16 logits enter the loop as
+    their raw bits, upcast inside each step: entered as bfloat16, the compiler upcasts all
+    of them to f32 before the loop (the bits cost one copy of the logits' size instead).
+    Other half-precision dtypes take the plain path.
+    """
+    k = z.shape[-1]
+    rows = math.prod(z.shape[:-1])
+    blocks = rows // _ROW_BLOCK
+    half = z.dtype == jnp.bfloat16
+    x = jax.lax.bitcast_convert_type(z, jnp.uint16) if half else z
+    x = x.reshape(blocks, _ROW_BLOCK, k)
+    ig = None if ignored is None else ignored.reshape(blocks, _ROW_BLOCK, 1)
+
+    def block(args):
+        xb, igb = args
+        if half:
+            xf = jax.lax.bitcast_convert_type(xb.astype(jnp.uint32) << 16, jnp.float32)
+        else:
+            xf = xb.astype(ct)
+        if igb is not None:
+            xf = jnp.where(igb, -jnp.inf, xf)
+        mb = jax.lax.stop_gradient(jnp.max(xf, axis=-1, keepdims=True))
+        mb = jnp.where(jnp.isfinite(mb), mb, 0)
+        return mb, jnp.sum(jnp.exp(xf - mb), axis=-1, keepdims=True)
+
+    m, s = jax.lax.map(block, (x, ig))
+    shape = (*z.shape[:-1], 1)
+    return m.reshape(shape), s.reshape(shape)
 
 
 def _softmax_xent_int_parts(z, labels, ignored, axis):
@@ -219,9 +276,12 @@ def _softmax_xent_int_parts(z, labels, ignored, axis):
     # dtype, and the upcast happens inside each fused pass, never as an f32 copy.
     ct = jnp.result_type(z, jnp.float32)
     zz = z if ignored is None else jnp.where(jnp.expand_dims(ignored, axis), -jnp.inf, z)
-    m = jax.lax.stop_gradient(jnp.max(zz, axis=axis, keepdims=True))
-    m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
-    s = jnp.sum(jnp.exp(zz.astype(ct) - m), axis=axis, keepdims=True)
+    if _row_blocked(z, axis) and (z.dtype == ct or z.dtype == jnp.bfloat16):
+        m, s = _max_and_sum_exp_blocked(z, ignored, ct)
+    else:
+        m = jax.lax.stop_gradient(jnp.max(zz, axis=axis, keepdims=True))
+        m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
+        s = jnp.sum(jnp.exp(zz.astype(ct) - m), axis=axis, keepdims=True)
     idx = jnp.expand_dims(jnp.clip(labels, 0, z.shape[axis] - 1), axis)
     if zz.dtype == ct:
         z_c = jnp.take_along_axis(zz, idx, axis=axis, mode="promise_in_bounds")
