@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from examples_support import EXAMPLES, load
 
 
 @pytest.mark.parametrize(
@@ -27,6 +16,8 @@ def load(name: str):
         ("logistic_regression", ["logistic_regression.png"]),
         ("coin_flips", ["coin_flips.png"]),
         ("information_tour", ["information_tour.png"]),
+        ("softmax_regression", ["softmax_regression.png"]),
+        ("cross_entropy_vs_squared_error", ["cross_entropy_vs_squared_error.png"]),
     ],
 )
 def test_example_runs_in_quick_mode_and_writes_plots(name, plots, tmp_path):

@@ -1,28 +1,10 @@
-"""The softmax-regression and cross-entropy-versus-squared-error examples: runs and numbers."""
+"""The softmax-regression and cross-entropy-versus-squared-error examples: their numbers."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-pytest.importorskip("optax")
-pytest.importorskip("sklearn")
-pytest.importorskip("matplotlib")
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_models_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from examples_support import load
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +15,6 @@ def softmax():
 @pytest.fixture(scope="module")
 def ce_vs_se():
     return load("cross_entropy_vs_squared_error")
-
-
-@pytest.mark.parametrize(
-    ("name", "plot"),
-    [
-        ("softmax_regression", "softmax_regression.png"),
-        ("cross_entropy_vs_squared_error", "cross_entropy_vs_squared_error.png"),
-    ],
-)
-def test_example_runs_in_quick_mode_and_writes_plot(name, plot, tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / plot).is_file()
-    assert (tmp_path / plot).stat().st_size > 0
 
 
 # --- softmax_regression.py ---------------------------------------------------------------
