@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import pathlib
+import zlib
 
 import jax
 import jax.extend
@@ -138,9 +139,11 @@ CASES = [(o, 10.0, (21,)) for o in sorted(OPTIONS) if o not in ("plain", "all")]
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_matches_dense_reference(option, dtype, scale, batch):
     opts = OPTIONS[option]
-    args = _problem(hash((option, scale, batch)) % 2**31, batch, 16, 50, dtype, scale, opts)
-    # Ragged on both axes: 50 classes in chunks of 16, 21 tokens in tiles of 8.
-    rtol = 2e-5 if dtype == jnp.float32 else 2e-2
+    seed = zlib.crc32(repr((option, scale, batch)).encode())  # the same in every process
+    args = _problem(seed, batch, 16, 50, dtype, scale, opts)
+    # Ragged on both axes: 50 classes in chunks of 16, 21 tokens in tiles of 8. Logits of
+    # magnitude `scale` carry float32 rounding of about scale * 6e-8 into every exp(z - lse).
+    rtol = 2e-5 * max(1.0, scale / 10) if dtype == jnp.float32 else 2e-2
     _check_against_dense(*args, sizes={"chunk_size": 16, "token_chunk_size": 8}, rtol=rtol)
 
 
