@@ -275,3 +275,16 @@ def random_mask(rng, shape, axis=-1, keep=0.7):
     r[..., 0] = True
     r = np.take_along_axis(r, rng.permuted(np.argsort(r, -1), axis=-1), -1)
     return _unrows(r, shape, axis)
+
+
+# Shapes with their reduction axes (int and tuple), and the mask kinds, shared by the
+# oracle tables of the measures and the losses.
+SHAPES_AXES = [
+    ((5,), -1),
+    ((3, 4), -1),
+    ((3, 4), 0),
+    ((2, 3, 4), 1),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), (-1, -2)),
+]
+MASKS = [None, "per_class", "per_example"]

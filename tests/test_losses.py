@@ -12,15 +12,8 @@ from jax.test_util import check_grads
 
 import jaxent as je
 
-SHAPES_AXES = [
-    ((5,), -1),
-    ((3, 4), -1),
-    ((3, 4), 0),
-    ((2, 3, 4), 1),
-    ((2, 3, 4), (0, 2)),
-    ((2, 3, 4), (-1, -2)),
-]
-MASKS = [None, "per_class", "per_example"]
+SHAPES_AXES = ref.SHAPES_AXES
+MASKS = ref.MASKS
 # Every shape/axis in float64 with a per-class mask; the other masks and dtypes on a few.
 TABLE = (
     [(s, a, jnp.float64, "per_class") for s, a in SHAPES_AXES]

@@ -12,16 +12,9 @@ from jax.test_util import check_grads
 
 import jaxent as je
 
-SHAPES_AXES = [
-    ((5,), -1),
-    ((3, 4), -1),
-    ((3, 4), 0),
-    ((2, 3, 4), 1),
-    ((2, 3, 4), (0, 2)),
-    ((2, 3, 4), (-1, -2)),
-]
+SHAPES_AXES = ref.SHAPES_AXES
 DTYPES = [jnp.float64, jnp.float32, jnp.bfloat16, jnp.float16]
-MASKS = [None, "per_class", "per_example"]
+MASKS = ref.MASKS
 
 
 # Transforms are compiled: op-by-op eager differentiation is far slower to run.
