@@ -32,7 +32,7 @@ import numpy as np
 import optax
 
 import jaxent as je
-from jaxent._src.fused import dense_linear_softmax_cross_entropy
+from jaxent._src.vocab import dense_linear_softmax_cross_entropy
 
 VARIANTS = ("dense", "fused", "optax")
 

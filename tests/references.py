@@ -17,8 +17,9 @@ from scipy import special
 
 
 def _axes(axis, ndim):
+    """The axes named by ``axis`` (int or tuple), non-negative, in the order given."""
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(a % ndim for a in axes))
+    return tuple(a % ndim for a in axes)
 
 
 def rows(x, axis):

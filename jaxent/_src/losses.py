@@ -1,83 +1,34 @@
-r"""Losses and measures on logits: softmax and sigmoid cross-entropies, entropy and KL.
+r"""Classification losses: softmax cross-entropy (soft and integer labels), sigmoid and
+multi-label cross-entropy on logits, and binary cross-entropy on probabilities.
 
-All are computed from max-shifted logits (log-sum-exp stable), in at least float32, and
-carry ``jax.custom_jvp`` rules written from the closed-form derivatives, so forward mode,
-reverse mode, ``jax.hessian`` and ``vmap`` all work and no NaN arises from a -inf logit.
+The logits forms are computed from max-shifted logits (log-sum-exp stable), in at least
+float32, and carry ``jax.custom_jvp`` rules written from the closed-form derivatives, so
+forward mode, reverse mode, ``jax.hessian`` and ``vmap`` all work and no NaN arises from a
+-inf logit. What an integer label and each option mean lives in ``arguments``.
 """
 
 from __future__ import annotations
 
-import functools
-import math
-
 import jax
 import jax.numpy as jnp
 
-from . import checks
-from .numerics import ShiftedLogits, _is_zero, softmax_xent, softmax_xent_int
+from . import arguments
+from .numerics import is_zero, negated, xlogy
+from .softmax import softmax_xent, softmax_xent_int
 
 
-class _ClassAxis:
-    """Logits laid out for a reduction over one class axis, with the mask and class count."""
-
-    def __init__(self, logits: jax.Array, axis: checks.Axis, where, name: str = "logits"):
-        checks.require_float(logits, name)
-        axes = checks.normalize_axes(axis, logits.ndim)
-        mask = checks.normalize_where(where, logits.shape, axes)
-        self.class_shape = tuple(logits.shape[a] for a in axes)
-        self.num_classes = math.prod(self.class_shape)
-        self.axes = axes
-        self.flat = len(axes) > 1
-        self.axis = logits.ndim - len(axes) if self.flat else axes[0]
-        self.z = self.layout(logits)
-        self.mask = None if mask is None else self.layout(mask)
-
-    def layout(self, x: jax.Array) -> jax.Array:
-        return checks.flatten_axes(x, self.axes) if self.flat else x
-
-    def expand(self, x: jax.Array) -> jax.Array:
-        """Inserts the class axis into a per-example array."""
-        return jnp.expand_dims(x, self.axis)
-
-    def along_classes(self, w: jax.Array) -> jax.Array:
-        """Reshapes a [K] vector to broadcast along the class axis."""
-        return w.reshape((self.num_classes,) + (1,) * (self.z.ndim - self.axis - 1))
-
-    def clean(self, x: jax.Array, fill) -> jax.Array:
-        return x if self.mask is None else jnp.where(self.mask, x, fill)
-
-    def allowed_count(self) -> jax.Array | int:
-        if self.mask is None:
-            return self.num_classes
-        return jnp.sum(self.mask, axis=self.axis, keepdims=True)
-
-
-def _smooth(t: jax.Array, ca: _ClassAxis, label_smoothing: float) -> jax.Array:
-    if label_smoothing == 0:
+def _smooth(t: jax.Array, ca: arguments.ClassAxis, opts: arguments.SoftmaxOptions) -> jax.Array:
+    """The smoothed targets over the allowed classes (``t`` already 0 outside them)."""
+    if opts.label_smoothing == 0:
         return t
-    k = ca.allowed_count()
-    uniform = label_smoothing / jnp.maximum(k, 1)
-    return ca.clean((1 - label_smoothing) * t + uniform, 0)
-
-
-def _finish(loss, lse, z_loss):
-    if z_loss == 0:
-        return loss
-    lse = jnp.where(lse == -jnp.inf, 0, lse)
-    return loss + z_loss * jnp.square(lse)
-
-
-def _common_options(label_smoothing, z_loss):
-    e = checks.static_float(label_smoothing, "label_smoothing", 0.0, 1.0, high_open=True)
-    z = checks.static_float(z_loss, "z_loss", 0.0, math.inf, high_open=True)
-    return e, z
+    return ca.clean(opts.on_label * t + opts.per_class(ca.allowed_count()), 0)
 
 
 def softmax_cross_entropy(
     logits: jax.typing.ArrayLike,
     labels: jax.typing.ArrayLike,
     *,
-    axis: checks.Axis = -1,
+    axis: arguments.Axis = -1,
     where: jax.typing.ArrayLike | None = None,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
@@ -135,28 +86,29 @@ def softmax_cross_entropy(
       C. Szegedy et al., "Rethinking the Inception Architecture", 2016 (label smoothing).
       A. Chowdhery et al., "PaLM", 2022 (z-loss).
     """
-    logits = checks.as_array(logits, "logits")
-    labels = checks.as_array(labels, "labels")
-    checks.require_float(logits, "logits")
-    checks.require_real(labels, "labels")
-    checks.require_same_shape(logits, labels, "logits", "labels")
-    e, zeta = _common_options(label_smoothing, z_loss)
-    ca = _ClassAxis(logits, axis, where)
-    weights = checks.class_weight_array(class_weights, ca.class_shape)
-    dtype = checks.compute_dtype(logits, labels)
+    logits = arguments.as_array(logits, "logits")
+    labels = arguments.probabilities(labels, "labels")
+    arguments.require_float(logits, "logits")
+    arguments.require_same_shape(logits, labels, "logits", "labels")
+    opts = arguments.SoftmaxOptions.validate(label_smoothing, z_loss)
+    ca = arguments.ClassAxis(logits, axis, where)
+    weights = arguments.class_weight_array(class_weights, ca.class_shape)
+    dtype = arguments.compute_dtype(logits, labels)
     z = ca.z.astype(dtype)
-    t = _smooth(ca.clean(ca.layout(labels).astype(dtype), 0), ca, e)
+    y = ca.layout(labels).astype(dtype)
+    # A negative label is not a probability: NaN, unless masked out.
+    t = _smooth(ca.clean(jnp.where(y < 0, jnp.nan, y), 0), ca, opts)
     if weights is not None:
         t = t * ca.along_classes(weights.astype(dtype))
     loss, lse = softmax_xent(ca.clean(z, 0), t, ca.mask, ca.axis)
-    return _finish(loss, lse, zeta)
+    return opts.add_z_loss(loss, lse)
 
 
 def softmax_cross_entropy_with_integer_labels(
     logits: jax.typing.ArrayLike,
     labels: jax.typing.ArrayLike,
     *,
-    axis: checks.Axis = -1,
+    axis: arguments.Axis = -1,
     where: jax.typing.ArrayLike | None = None,
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
@@ -210,55 +162,54 @@ def softmax_cross_entropy_with_integer_labels(
     References:
       PyTorch, ``torch.nn.functional.cross_entropy``.
     """
-    logits = checks.as_array(logits, "logits")
-    labels = checks.as_array(labels, "labels")
-    checks.require_float(logits, "logits")
-    checks.require_integer(labels, "labels")
-    e, zeta = _common_options(label_smoothing, z_loss)
-    ca = _ClassAxis(logits, axis, where)
-    expected = tuple(s for i, s in enumerate(logits.shape) if i not in ca.axes)
-    if labels.shape != expected:
+    logits = arguments.as_array(logits, "logits")
+    labels = arguments.as_array(labels, "labels")
+    arguments.require_float(logits, "logits")
+    arguments.require_integer(labels, "labels")
+    opts = arguments.SoftmaxOptions.validate(label_smoothing, z_loss, ignore_index)
+    ca = arguments.ClassAxis(logits, axis, where)
+    if labels.shape != ca.batch_shape:
         raise ValueError(
             f"`labels` must have the logits' shape without the class axis: logits.shape="
-            f"{logits.shape} with axis={axis!r} needs labels.shape={expected}, got "
+            f"{logits.shape} with axis={axis!r} needs labels.shape={ca.batch_shape}, got "
             f"{labels.shape}."
         )
-    if ignore_index is not None and not isinstance(ignore_index, int):
-        raise TypeError(f"`ignore_index` must be a Python int or None, got {ignore_index!r}.")
-    weights = checks.class_weight_array(class_weights, ca.class_shape)
-    dtype = checks.compute_dtype(logits)
-    z = ca.z.astype(dtype)
+    weights = arguments.class_weight_array(class_weights, ca.class_shape)
+    dtype = arguments.compute_dtype(logits)
     k = ca.num_classes
+    row_mask = ca.row_mask
+    per_class = ca.mask is not None and row_mask is None
+    if ca.mask is not None and row_mask is None:
+        # A row with no allowed class is excluded as a whole, whatever its label holds.
+        row_mask = jnp.any(ca.mask, axis=ca.axis)
+    status = arguments.label_status(labels, k, ignore_index=opts.ignore_index, row_mask=row_mask)
+    w = jnp.ones(labels.shape, dtype)
+    if weights is not None:
+        w = weights.astype(dtype)[status.target]
+    w = jnp.where(status.counted, w, 0)
+    w = jnp.where(status.invalid, jnp.nan, w)
 
-    bad = (labels < 0) | (labels >= k)
-    if ca.mask is None and e == 0:
-        # One-hot targets, no class mask, no smoothing: the target array is never formed.
-        ignored = None if ignore_index is None else labels == ignore_index
-        w = jnp.ones(labels.shape, dtype)
-        if weights is not None:
-            w = weights.astype(dtype).reshape(-1)[jnp.clip(labels, 0, k - 1)]
-        if ignored is not None:
-            bad = bad & ~ignored
-            w = jnp.where(ignored, 0, w)
-        w = jnp.where(bad, jnp.nan, w)
-        loss, lse = softmax_xent_int(ca.z, labels, w, ignored, ca.axis)
-        return _finish(loss, lse, zeta)
+    if not per_class and opts.label_smoothing == 0:
+        # One-hot targets on whole rows: the target array is never formed, and skipped
+        # rows are read as empty, whatever their logits hold.
+        skipped = None if row_mask is None and opts.ignore_index is None else status.skipped
+        loss, lse = softmax_xent_int(ca.z, status.target, w, skipped, ca.axis)
+        return opts.add_z_loss(loss, lse)
 
-    mask = ca.mask
-    if ignore_index is not None:
-        ignored = ca.expand(labels == ignore_index)
-        bad = bad & (labels != ignore_index)
-        mask = ~ignored if mask is None else mask & ~ignored
-    ca.mask = mask if mask is None else jnp.broadcast_to(mask, z.shape)
-
-    classes = jax.lax.broadcasted_iota(labels.dtype, z.shape, ca.axis)
-    t = (classes == ca.expand(labels)).astype(dtype)
-    t = _smooth(ca.clean(t, 0), ca, e)
+    mask = ca.expand(~status.skipped)
+    if ca.mask is not None:
+        mask = ca.mask & mask
+    ca.mask = jnp.broadcast_to(mask, ca.z.shape)
+    classes = jax.lax.broadcasted_iota(jnp.int32, ca.z.shape, ca.axis)
+    t = (classes == ca.expand(status.target)).astype(dtype)
+    t = _smooth(ca.clean(t, 0), ca, opts)
     if weights is not None:
         t = t * ca.along_classes(weights.astype(dtype))
-    t = jnp.where(ca.expand(bad), jnp.nan, t)
+    # The per-example weight carries NaN for an invalid label; 0 rows are masked anyway.
+    t = jnp.where(ca.expand(status.invalid), jnp.nan, t)
+    z = ca.z.astype(dtype)
     loss, lse = softmax_xent(ca.clean(z, 0), t, ca.mask, ca.axis)
-    return _finish(loss, lse, zeta)
+    return opts.add_z_loss(loss, lse)
 
 
 @jax.custom_jvp
@@ -276,13 +227,13 @@ def _sigmoid_xent_jvp(primals, tangents):
     out = _sigmoid_xent(z, y, pw)
     dout = jnp.zeros_like(out)
     a = y if pw is None else pw * y
-    if not _is_zero(dz):
+    if not is_zero(dz):
         dout = dout + (jax.nn.sigmoid(z) * (a + 1 - y) - a) * dz
-    if not _is_zero(dy):
+    if not is_zero(dy):
         sp_neg = jax.nn.softplus(-z)
         pos = sp_neg if pw is None else jnp.where(pw != 0, pw * sp_neg, 0)
         dout = dout + (pos - jax.nn.softplus(z)) * dy
-    if pw is not None and not _is_zero(dpw):
+    if pw is not None and not is_zero(dpw):
         dout = dout + jnp.where(y != 0, y * jax.nn.softplus(-z), 0) * dpw
     return out, dout
 
@@ -291,15 +242,15 @@ _sigmoid_xent.defjvp(_sigmoid_xent_jvp, symbolic_zeros=True)
 
 
 def _sigmoid_inputs(logits, labels, pos_weight):
-    logits = checks.as_array(logits, "logits")
-    labels = checks.as_array(labels, "labels")
-    checks.require_float(logits, "logits")
-    checks.require_real(labels, "labels")
-    checks.require_same_shape(logits, labels, "logits", "labels")
-    arrays = [logits, labels]
+    logits = arguments.as_array(logits, "logits")
+    labels = arguments.as_array(labels, "labels")
+    arguments.require_float(logits, "logits")
+    arguments.require_real(labels, "labels")
+    arguments.require_same_shape(logits, labels, "logits", "labels")
+    weights = ()
     if pos_weight is not None:
-        pos_weight = checks.as_array(pos_weight, "pos_weight")
-        checks.require_real(pos_weight, "pos_weight")
+        pos_weight = arguments.as_array(pos_weight, "pos_weight")
+        arguments.require_real(pos_weight, "pos_weight")
         try:
             ok = jnp.broadcast_shapes(pos_weight.shape, logits.shape) == logits.shape
         except ValueError:
@@ -309,10 +260,13 @@ def _sigmoid_inputs(logits, labels, pos_weight):
                 f"`pos_weight` of shape {pos_weight.shape} must broadcast to the logits' "
                 f"shape {logits.shape} (e.g. one weight per class on the last axis)."
             )
-        arrays.append(pos_weight)
-    dtype = checks.compute_dtype(*arrays)
+        weights = (pos_weight,)
+    dtype = arguments.compute_dtype(logits, labels, weights=weights)
     pw = None if pos_weight is None else jnp.broadcast_to(pos_weight, logits.shape).astype(dtype)
-    return logits.astype(dtype), labels.astype(dtype), pw
+    y = labels.astype(dtype)
+    # A label is a Bernoulli probability: outside [0, 1] it gives NaN, as on probabilities.
+    y = jnp.where((y < 0) | (y > 1), jnp.nan, y)
+    return logits.astype(dtype), y, pw
 
 
 def sigmoid_binary_cross_entropy(
@@ -366,7 +320,7 @@ def multilabel_sigmoid_cross_entropy(
     logits: jax.typing.ArrayLike,
     labels: jax.typing.ArrayLike,
     *,
-    axis: checks.Axis = -1,
+    axis: arguments.Axis = -1,
     where: jax.typing.ArrayLike | None = None,
     pos_weight: jax.typing.ArrayLike | None = None,
 ) -> jax.Array:
@@ -403,157 +357,48 @@ def multilabel_sigmoid_cross_entropy(
       0.9143
     """
     z, y, pw = _sigmoid_inputs(logits, labels, pos_weight)
-    axes = checks.normalize_axes(axis, z.ndim)
-    mask = checks.normalize_where(where, z.shape, axes)
+    axes = arguments.normalize_axes(axis, z.ndim)
+    mask = arguments.normalize_where(where, z.shape, axes)
     if mask is not None:
-        z, y = jnp.where(mask, z, 0), jnp.where(mask, y, 0)
-        pw = None if pw is None else jnp.where(mask, pw, 1)
-    terms = _sigmoid_xent(z, y, pw)
-    if mask is not None:
-        terms = jnp.where(mask, terms, 0)
-    return jnp.sum(terms, axis=axes)
+        z, y = jnp.where(mask.full, z, 0), jnp.where(mask.full, y, 0)
+        pw = None if pw is None else jnp.where(mask.full, pw, 1)
+    return arguments.masked_sum(_sigmoid_xent(z, y, pw), axes, mask)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _softmax_entropy(z, mask, axis):
-    sh = ShiftedLogits(z, mask, axis)
-    return -jnp.sum(sh.p * sh.log_p(), axis=axis)
-
-
-def _softmax_entropy_jvp(axis, primals, tangents):
-    z, mask = primals
-    dz, _ = tangents
-    sh = ShiftedLogits(z, mask, axis)
-    h = -jnp.sum(sh.p * sh.log_p(), axis=axis, keepdims=True)
-    grad = -sh.p * (sh.log_p() + h)
-    return jnp.squeeze(h, axis), jnp.sum(grad * dz, axis=axis)
-
-
-_softmax_entropy.defjvp(_softmax_entropy_jvp)
-
-
-def entropy_from_logits(
-    logits: jax.typing.ArrayLike,
-    *,
-    axis: checks.Axis = -1,
-    where: jax.typing.ArrayLike | None = None,
-    base: float | None = None,
-) -> jax.Array:
-    r"""Entropy of softmax(logits), computed from the logits without forming log(0).
+def binary_cross_entropy(probs: jax.typing.ArrayLike, labels: jax.typing.ArrayLike) -> jax.Array:
+    r"""Binary cross-entropy of predicted probabilities against labels, elementwise.
 
     .. math::
-        H(\operatorname{softmax}(z)) = \operatorname{lse}(z) - \sum_j p_j z_j,
-        \qquad \frac{\partial H}{\partial z_k} = -p_k (\log p_k + H).
+        \ell(a, y) = -\left[y \log a + (1 - y) \log(1 - a)\right],
+        \qquad 0 \log 0 = 0.
 
-    -inf logits are classes of probability 0: they contribute 0 and get gradient 0. A fully
-    masked row gives 0. A +inf or NaN allowed logit gives NaN.
-
-    Args:
-      logits: shape ``[..., K, ...]``, floating dtype.
-      axis: the class axis, or a tuple of axes flattened together.
-      where: optional boolean mask, broadcastable to ``logits`` or per-example.
-      base: logarithm base (static); None for nats.
-
-    Returns:
-      ``logits``' shape without ``axis``, float32 for half-precision logits.
-
-    Raises:
-      TypeError: the logits are not floating.
-      ValueError: ``axis`` is out of range, ``where`` has the wrong shape, or ``base`` is
-        invalid.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import jaxent as je
-      >>> print(f"{je.entropy_from_logits(jnp.array([0.0, 0.0, -jnp.inf]), base=2):.4f}")
-      1.0000
-    """
-    logits = checks.as_array(logits, "logits")
-    ca = _ClassAxis(logits, axis, where)
-    ln_b = checks.log_base(base)
-    z = ca.z.astype(checks.compute_dtype(logits))
-    h = _softmax_entropy(ca.clean(z, 0), ca.mask, ca.axis)
-    return h if ln_b is None else h / ln_b
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _softmax_kl(a, b, mask, axis):
-    return _softmax_kl_parts(a, b, mask, axis)[0]
-
-
-def _softmax_kl_parts(a, b, mask, axis):
-    sa, sb = ShiftedLogits(a, mask, axis), ShiftedLogits(b, mask, axis)
-    positive = sa.p != 0  # NaN included: a NaN logit must give NaN, not be dropped
-    log_q = jnp.where(positive, sb.d - sb.log_s, 0)
-    ratio = sa.log_p() - log_q
-    d = jnp.sum(jnp.where(positive, sa.p * ratio, 0), axis=axis, keepdims=True)
-    return jnp.squeeze(d, axis), d, ratio, sa, sb
-
-
-def _softmax_kl_jvp(axis, primals, tangents):
-    a, b, mask = primals
-    da, db, _ = tangents
-    out, d, ratio, sa, sb = _softmax_kl_parts(a, b, mask, axis)
-    dout = jnp.zeros_like(out)
-    if not _is_zero(da):
-        dout = dout + jnp.sum(sa.p * (ratio - d) * da, axis=axis)
-    if not _is_zero(db):
-        total = jnp.sum(sa.p, axis=axis, keepdims=True)
-        dout = dout + jnp.sum((sb.p * total - sa.p) * db, axis=axis)
-    return out, dout
-
-
-_softmax_kl.defjvp(_softmax_kl_jvp, symbolic_zeros=True)
-
-
-def kl_divergence_from_logits(
-    p_logits: jax.typing.ArrayLike,
-    q_logits: jax.typing.ArrayLike,
-    *,
-    axis: checks.Axis = -1,
-    where: jax.typing.ArrayLike | None = None,
-    base: float | None = None,
-) -> jax.Array:
-    r"""KL divergence :math:`D(\operatorname{softmax}(a) \,\|\, \operatorname{softmax}(b))`.
-
-    .. math::
-        D = \sum_{j:\,p_j > 0} p_j (\log p_j - \log q_j), \qquad
-        \frac{\partial D}{\partial a_k} = p_k (\log p_k - \log q_k - D), \qquad
-        \frac{\partial D}{\partial b_k} = q_k - p_k.
-
-    The reference distribution's logits come first. Classes with a -inf logit in ``a``
-    contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives
-    +inf. A fully masked row gives 0.
+    +inf for a confidently wrong prediction (a = 0 with y > 0, or a = 1 with y < 1); no
+    clamping (torch clamps each log at -100). Prefer ``sigmoid_binary_cross_entropy`` on
+    logits, which is stable where this cannot be. The gradient in ``probs`` is
+    :math:`(a - y) / (a (1 - a))`, the terms with a zero label weight contributing exactly 0.
 
     Args:
-      p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
-      q_logits: logits of the approximating distribution q, the same shape.
-      axis: the class axis, or a tuple of axes flattened together.
-      where: optional boolean mask, broadcastable or per-example.
-      base: logarithm base (static); None for nats.
+      probs: predicted probabilities a in [0, 1], any shape.
+      labels: targets y in [0, 1], the same shape.
 
     Returns:
-      The per-example divergence, float32 for half-precision logits.
+      An array of ``probs``' shape in the inputs' common float dtype, at least float32.
 
     Raises:
-      TypeError: the logits are not floating.
-      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+      TypeError: an input is not real-valued.
+      ValueError: the shapes differ.
 
     Examples:
-      >>> import jax.numpy as jnp
       >>> import jaxent as je
-      >>> a, b = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
-      >>> print(f"{je.kl_divergence_from_logits(a, b, base=2):.4f}")
-      0.7370
+      >>> print(f"{je.binary_cross_entropy(0.7, 1.0):.4f}")
+      0.3567
+
+    References:
+      I. Goodfellow, Y. Bengio and A. Courville, "Deep Learning", sec. 6.2.2.2.
     """
-    p_logits = checks.as_array(p_logits, "p_logits")
-    q_logits = checks.as_array(q_logits, "q_logits")
-    checks.require_float(q_logits, "q_logits")
-    checks.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
-    ca = _ClassAxis(p_logits, axis, where, name="p_logits")
-    ln_b = checks.log_base(base)
-    dtype = checks.compute_dtype(p_logits, q_logits)
-    a = ca.clean(ca.z.astype(dtype), 0)
-    b = ca.clean(ca.layout(q_logits).astype(dtype), 0)
-    d = _softmax_kl(a, b, ca.mask, ca.axis)
-    return d if ln_b is None else d / ln_b
+    a = arguments.probabilities(probs, "probs")
+    y = arguments.probabilities(labels, "labels")
+    arguments.require_same_shape(a, y, "probs", "labels")
+    dtype = arguments.compute_dtype(a, y)
+    a, y = a.astype(dtype), y.astype(dtype)
+    return negated(xlogy(y, a) + xlogy(1 - y, 1 - a))

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from . import checks
+from . import arguments
 
 _MAX_LISTED = 5
 
@@ -33,7 +33,7 @@ def _listing(bad: np.ndarray, values: np.ndarray) -> str:
 def check_probabilities(
     p: jax.typing.ArrayLike,
     *,
-    axis: checks.Axis = -1,
+    axis: arguments.Axis = -1,
     where: jax.typing.ArrayLike | None = None,
     atol: float = 1e-5,
 ) -> None:
@@ -64,12 +64,12 @@ def check_probabilities(
       ...
       ValueError: `p` has distributions along axis -1 that do not sum to 1 (atol=1e-05): ...
     """
-    p = checks.as_array(p, "p")
-    checks.require_real(p, "p")
-    axes = checks.normalize_axes(axis, p.ndim)
-    mask = checks.normalize_where(where, p.shape, axes)
-    pf = p.astype(checks.compute_dtype(p))
-    allowed = jnp.ones(p.shape, bool) if mask is None else mask
+    p = arguments.as_array(p, "p")
+    arguments.require_real(p, "p")
+    axes = arguments.normalize_axes(axis, p.ndim)
+    mask = arguments.normalize_where(where, p.shape, axes)
+    pf = p.astype(arguments.compute_dtype(p))
+    allowed = jnp.ones(p.shape, bool) if mask is None else mask.full
     bad_entry = allowed & ~(jnp.isfinite(pf) & (pf >= 0))
     sums = jnp.sum(jnp.where(allowed, pf, 0), axis=axes)
     bad_sum = ~(jnp.abs(sums - 1) <= atol)
@@ -125,14 +125,14 @@ def check_integer_labels(
       ...
       ValueError: `labels` must lie in [0, 3): 2 offending entries, at index: value ...
     """
-    labels = checks.as_array(labels, "labels")
-    checks.require_integer(labels, "labels")
-    if not isinstance(num_classes, int) or num_classes < 1:
+    labels = arguments.as_array(labels, "labels")
+    arguments.require_integer(labels, "labels")
+    k = arguments.static_index(num_classes, "num_classes")
+    if k is None or k < 1:
         raise ValueError(f"`num_classes` must be a positive Python int, got {num_classes!r}.")
-    bad = (labels < 0) | (labels >= num_classes)
-    if ignore_index is not None:
-        bad = bad & (labels != ignore_index)
-    if _is_traced(labels):
+    ignore_index = arguments.static_index(ignore_index, "ignore_index")
+    bad = arguments.label_status(labels, k, ignore_index=ignore_index).invalid
+    if _is_traced(labels):  # labels' value is unknown: the check goes through checkify
         checkify.check(
             ~jnp.any(bad),
             f"`labels` has {{n}} entries outside [0, {num_classes}) "

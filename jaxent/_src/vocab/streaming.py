@@ -25,7 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .. import checks
+from .. import arguments
+from ..arguments import LabelStatus, SoftmaxOptions
+from .stats import RowStats, grad_coefficients, log_sum_exp, loss_from_stats, merge_max_sum
 
 #: Logits per ``[T, C]`` block that the default sizes aim for (16 MiB in float32).
 BLOCK_ELEMENTS = 2**22
@@ -64,8 +66,7 @@ class _Config(NamedTuple):
 
     chunk: int
     tile: int
-    label_smoothing: float
-    z_loss: float
+    opts: SoftmaxOptions
     softcap: float | None
     return_lse: bool
 
@@ -132,29 +133,25 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
         col0 = _start(i, vocab, cfg.chunk)
         z, _, _ = _block_logits(ht, w, b, col0, cfg, dtype)
         cols, fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
-        zm = z if fresh is None else jnp.where(fresh, z, -jnp.inf)
-        m_new = jnp.maximum(m, jnp.max(zm, axis=1))
-        shift = jnp.where(jnp.isfinite(m_new), m_new, 0)
-        s = s * jnp.exp(m - shift) + jnp.sum(jnp.exp(zm - shift[:, None]), axis=1)
+        m, s = merge_max_sum(m, s, z if fresh is None else jnp.where(fresh, z, -jnp.inf))
         hit = cols == lt[:, None]
         if fresh is not None:
             hit = hit & fresh
         z_label = z_label + jnp.sum(jnp.where(hit, z, 0), axis=1)
-        if cfg.label_smoothing:
+        if cfg.opts.label_smoothing:
             z_sum = z_sum + jnp.sum(z if fresh is None else jnp.where(fresh, z, 0), axis=1)
-        return (m_new, s, z_label, z_sum), None
+        return (m, s, z_label, z_sum), None
 
     init = (jnp.full((t,), -jnp.inf, dtype),) + (jnp.zeros((t,), dtype),) * 3
     xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
     (m, s, z_label, z_sum), _ = lax.scan(body, init, xs)
-    lse = jnp.where(jnp.isfinite(m), m, 0) + jnp.log(s)
-    return lse, z_label, z_sum
+    return RowStats(log_sum_exp(m, s), z_label, z_sum)
 
 
 def _forward(h, w, b, labels, cfg: _Config):
     """Per-token log-sum-exp, label logit and logit sum, tile by tile."""
     n = h.shape[0]
-    dtype = checks.compute_dtype(h, w) if b is None else checks.compute_dtype(h, w, b)
+    dtype = arguments.compute_dtype(h, w) if b is None else arguments.compute_dtype(h, w, b)
     tiles = _count(n, cfg.tile)
     if tiles == 1:
         return _tile_stats(h, labels, w, b, cfg, dtype)
@@ -168,32 +165,21 @@ def _forward(h, w, b, labels, cfg: _Config):
     stacked = lax.map(tile, jnp.arange(tiles, dtype=jnp.int32))
     # The last tile was shifted back to end at row N: keep only its rows not seen before.
     skip = tiles * cfg.tile - n
-    return tuple(jnp.concatenate([y[:-1].reshape(-1), y[-1, skip:]]) for y in stacked)
+    return RowStats(*(jnp.concatenate([y[:-1].reshape(-1), y[-1, skip:]]) for y in stacked))
 
 
-def _loss_from_stats(lse, z_label, z_sum, active, bad, vocab, cfg: _Config):
-    e, zeta = cfg.label_smoothing, cfg.z_loss
-    loss = lse - (1 - e) * z_label
-    if e:
-        loss = loss - (e / vocab) * z_sum
-    if zeta:
-        loss = loss + zeta * jnp.square(lse)
-    loss = jnp.where(active, loss, 0)
-    return jnp.where(bad, jnp.nan, loss)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _fused(h, w, b, status: LabelStatus, cfg: _Config):
+    stats = _forward(h, w, b, status.target, cfg)
+    loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
+    return (loss, stats.lse) if cfg.return_lse else loss
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _fused(h, w, b, labels, active, bad, cfg: _Config):
-    lse, z_label, z_sum = _forward(h, w, b, labels, cfg)
-    loss = _loss_from_stats(lse, z_label, z_sum, active, bad, w.shape[1], cfg)
-    return (loss, lse) if cfg.return_lse else loss
-
-
-def _fused_fwd(h, w, b, labels, active, bad, cfg: _Config):
-    lse, z_label, z_sum = _forward(h, w, b, labels, cfg)
-    loss = _loss_from_stats(lse, z_label, z_sum, active, bad, w.shape[1], cfg)
-    out = (loss, lse) if cfg.return_lse else loss
-    return out, (h, w, b, labels, active, bad, lse)
+def _fused_fwd(h, w, b, status: LabelStatus, cfg: _Config):
+    stats = _forward(h, w, b, status.target, cfg)
+    loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
+    out = (loss, stats.lse) if cfg.return_lse else loss
+    return out, (h, w, b, status, stats.lse)
 
 
 def _fused_bwd(cfg: _Config, residuals, cotangent):
@@ -204,8 +190,8 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
 
     - ``h``: the hidden states, ``[N, D]``, input dtype;
     - ``w``: the weight, ``[D, V]``, input dtype; ``b``: the bias, ``[V]``, or None;
-    - ``labels``: ``[N]`` int; ``active`` and ``bad``: ``[N]`` bool (token counted; label
-      invalid);
+    - ``status``: the labels' meaning, ``[N]`` int32 class indices and two ``[N]`` bool
+      flags (token counted; label invalid);
     - ``lse``: the per-token log-sum-exp, ``[N]``, compute dtype.
 
     That is O(N) beyond the inputs. With :math:`g` the loss cotangent and :math:`g_\ell`
@@ -216,17 +202,13 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
     ``[T, C]`` blocks, a ``[T, D]`` product, a float32 ``[D, C]`` accumulator for the
     weight's chunk and a float32 ``[N, D]`` accumulator for the hidden gradient.
     """
-    h, w, b, labels, active, bad, lse = residuals
+    h, w, b, status, lse = residuals
     n, vocab = h.shape[0], w.shape[1]
     dtype = lse.dtype
-    e, zeta = cfg.label_smoothing, cfg.z_loss
+    e = cfg.opts.label_smoothing
     g_loss, g_lse = cotangent if cfg.return_lse else (cotangent, None)
-    g = jnp.where(active, g_loss.astype(dtype), 0)
-    alpha = g * (1 + 2 * zeta * lse) if zeta else g
-    if g_lse is not None:
-        alpha = alpha + g_lse.astype(dtype)
-    alpha = jnp.where(bad & active, jnp.nan, alpha)
-    per_token = (alpha, g * (1 - e), g * (e / vocab), lse, labels)
+    coef = grad_coefficients(g_loss, g_lse, lse, status, cfg.opts, vocab)
+    per_token = (*coef, lse, status.target)
     # Half-precision inputs multiply dz rounded to their dtype, accumulating in float32.
     dz_dtype = jnp.promote_types(h.dtype, w.dtype)
     tiles = _count(n, cfg.tile)
@@ -288,7 +270,7 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
     )
     xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
     (dh, dw, db), _ = lax.scan(chunk_step, init, xs, reverse=True)
-    return dh.astype(h.dtype), dw, db, None, None, None
+    return dh.astype(h.dtype), dw, db, None
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -387,12 +369,12 @@ def linear_softmax_cross_entropy(
       E. Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2025.
       M. Milakov and N. Gimelshein, "Online normalizer calculation for softmax", 2018.
     """
-    hidden = checks.as_array(hidden, "hidden")
-    weight = checks.as_array(weight, "weight")
-    labels = checks.as_array(labels, "labels")
-    checks.require_float(hidden, "hidden")
-    checks.require_float(weight, "weight")
-    checks.require_integer(labels, "labels")
+    hidden = arguments.as_array(hidden, "hidden")
+    weight = arguments.as_array(weight, "weight")
+    labels = arguments.as_array(labels, "labels")
+    arguments.require_float(hidden, "hidden")
+    arguments.require_float(weight, "weight")
+    arguments.require_integer(labels, "labels")
     if hidden.ndim < 1 or weight.ndim != 2 or hidden.shape[-1] != weight.shape[0]:
         raise ValueError(
             "`hidden` must be [..., D] and `weight` [D, V] with the same D, got "
@@ -407,28 +389,26 @@ def linear_softmax_cross_entropy(
     if vocab == 0:
         raise ValueError("`weight` must have at least one class (V >= 1), got V=0.")
     if bias is not None:
-        bias = checks.as_array(bias, "bias")
-        checks.require_float(bias, "bias")
+        bias = arguments.as_array(bias, "bias")
+        arguments.require_float(bias, "bias")
         if bias.shape != (vocab,):
             raise ValueError(f"`bias` must have shape ({vocab},), got {bias.shape}.")
-    e = checks.static_float(label_smoothing, "label_smoothing", 0.0, 1.0, high_open=True)
-    zeta = checks.static_float(z_loss, "z_loss", 0.0, math.inf, high_open=True)
+    opts = SoftmaxOptions.validate(label_smoothing, z_loss, ignore_index)
+    return_lse = arguments.static_flag(return_lse, "return_lse")
     cap = None
     if logit_softcap is not None:
-        cap = checks.static_float(logit_softcap, "logit_softcap", 0.0, math.inf, high_open=True)
+        cap = arguments.static_float(logit_softcap, "logit_softcap", 0.0, math.inf, high_open=True)
         if cap == 0:
             raise ValueError("`logit_softcap` must be positive (or None for no cap), got 0.")
-    if ignore_index is not None and not isinstance(ignore_index, int):
-        raise TypeError(f"`ignore_index` must be a Python int or None, got {ignore_index!r}.")
     n = math.prod(labels.shape)
     for name, size in (("chunk_size", chunk_size), ("token_chunk_size", token_chunk_size)):
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        if size is not None and (arguments.static_index(size, name) or 0) < 1:
             raise ValueError(f"`{name}` must be a positive int or None, got {size!r}.")
-    chunk = min(vocab, chunk_size or default_chunk_sizes(n, vocab, d)[0])
-    tile = max(1, min(n, token_chunk_size or _default_tile(n, chunk, d)))
-    active = jnp.ones(labels.shape, bool)
+    chunk = min(vocab, int(chunk_size or default_chunk_sizes(n, vocab, d)[0]))
+    tile = max(1, min(n, int(token_chunk_size or _default_tile(n, chunk, d))))
+    row_mask = None
     if where is not None:
-        mask = checks.as_array(where, "where")
+        mask = arguments.as_array(where, "where")
         if mask.dtype != jnp.bool_:
             raise TypeError(f"`where` must be a boolean mask, got dtype {mask.dtype}.")
         if mask.shape != labels.shape:
@@ -436,26 +416,17 @@ def linear_softmax_cross_entropy(
                 f"`where` must have labels' shape {labels.shape} (one flag per token), "
                 f"got {mask.shape}."
             )
-        active = mask
-    bad = (labels < 0) | (labels >= vocab)
-    if ignore_index is not None:
-        ignored = labels == ignore_index
-        bad = bad & ~ignored
-        active = active & ~ignored
+        row_mask = mask
+    status = arguments.label_status(
+        labels, vocab, ignore_index=opts.ignore_index, row_mask=row_mask
+    )
     if n == 0:
-        dtype = checks.compute_dtype(*(x for x in (hidden, weight, bias) if x is not None))
+        dtype = arguments.compute_dtype(*(x for x in (hidden, weight, bias) if x is not None))
         empty = jnp.zeros(labels.shape, dtype)
         return (empty, empty) if return_lse else empty
-    cfg = _Config(chunk, tile, e, zeta, cap, bool(return_lse))
-    out = _fused(
-        hidden.reshape(n, d),
-        weight,
-        bias,
-        labels.reshape(n),
-        active.reshape(n),
-        bad.reshape(n),
-        cfg,
-    )
+    cfg = _Config(chunk, tile, opts, cap, return_lse)
+    flat = LabelStatus(*(x.reshape(n) for x in status))
+    out = _fused(hidden.reshape(n, d), weight, bias, flat, cfg)
     if return_lse:
         loss, lse = out
         return loss.reshape(labels.shape), lse.reshape(labels.shape)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from .. import checks
+from .. import arguments
 from ..losses import softmax_cross_entropy_with_integer_labels
 
 
@@ -34,10 +34,12 @@ def dense_linear_softmax_cross_entropy(
     ``softmax_cross_entropy_with_integer_labels``. The log-sum-exp, when returned, runs over
     the whole vocabulary for every token, masked or not.
     """
-    hidden = checks.as_array(hidden, "hidden")
-    weight = checks.as_array(weight, "weight")
-    arrays = [hidden, weight] if bias is None else [hidden, weight, checks.as_array(bias, "bias")]
-    dtype = checks.compute_dtype(*arrays)
+    hidden = arguments.as_array(hidden, "hidden")
+    weight = arguments.as_array(weight, "weight")
+    arrays = (
+        [hidden, weight] if bias is None else [hidden, weight, arguments.as_array(bias, "bias")]
+    )
+    dtype = arguments.compute_dtype(*arrays)
     logits = jnp.matmul(hidden, weight, preferred_element_type=dtype)
     if bias is not None:
         logits = logits + jnp.asarray(bias).astype(dtype)

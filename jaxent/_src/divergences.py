@@ -1,0 +1,211 @@
+r"""Divergences between two distributions: cross-entropy and KL, on probabilities and logits.
+
+The reference (target) distribution comes first: ``kl_divergence(p, q)`` is
+:math:`D(p \,\|\, q)`. Computed in at least float32; gradients follow the convention of
+``numerics``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from . import arguments
+from .numerics import is_zero, negated, rel_entr, xlogy
+from .softmax import ShiftedLogits
+
+
+def cross_entropy(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Cross-entropy :math:`H(p, q)` of ``q`` relative to the reference ``p``.
+
+    .. math::
+        H(p, q) = -\sum_{i \in \text{where}} p_i \log_b q_i = H(p) + D(p \,\|\, q),
+        \qquad 0 \log q = 0 \text{ for every } q \text{, } 0 \text{ included}.
+
+    +inf where some :math:`q_i = 0 < p_i`; NaN for negative or NaN entries inside the mask.
+    Gradients: :math:`-\log_b q_i` in :math:`p_i` (0 where :math:`p_i = q_i = 0`) and
+    :math:`-p_i / (q_i \ln b)` in :math:`q_i` (exactly 0 where :math:`p_i = 0`).
+
+    Args:
+      p: reference (target) probabilities, shape ``[..., n, ...]``.
+      q: model probabilities, the same shape as ``p``.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      ``p``'s shape without ``axis``, in the inputs' common float dtype, at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jaxent as je
+      >>> print(f"{je.cross_entropy([1.0, 0.0, 0.0], [0.7, 0.2, 0.1]):.4f}")
+      0.3567
+
+    References:
+      T. M. Cover and J. A. Thomas, "Elements of Information Theory", sec. 2.3.
+    """
+    p = arguments.probabilities(p, "p")
+    q = arguments.probabilities(q, "q")
+    arguments.require_same_shape(p, q, "p", "q")
+    axes = arguments.normalize_axes(axis, p.ndim)
+    mask = arguments.normalize_where(where, p.shape, axes)
+    dtype = arguments.compute_dtype(p, q)
+    p, q = p.astype(dtype), q.astype(dtype)
+    if mask is not None:
+        p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
+    return arguments.in_base(negated(arguments.masked_sum(xlogy(p, q), axes, mask)), base)
+
+
+def kl_divergence(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Relative entropy (Kullback-Leibler divergence) :math:`D(p \,\|\, q)`.
+
+    .. math::
+        D(p \,\|\, q) = \sum_{i \in \text{where}} p_i \log_b \frac{p_i}{q_i},
+        \qquad \text{terms with } p_i = 0 \text{ are } 0,
+        \quad +\infty \text{ where } q_i = 0 < p_i.
+
+    ``p``, the reference distribution, comes first, as in ``scipy.stats.entropy(p, q)``.
+    Beware: ``optax.losses.kl_divergence(log_predictions, targets)`` and
+    ``torch.nn.functional.kl_div(input, target)`` take the model first, and in log space.
+    Negative or NaN entries inside the mask give NaN. Gradients:
+    :math:`(\log(p_i/q_i) + 1)/\ln b` in :math:`p_i` (0 at :math:`p_i = 0`, where it
+    diverges) and :math:`-p_i/(q_i \ln b)` in :math:`q_i`.
+
+    Args:
+      p: reference probabilities, shape ``[..., n, ...]``.
+      q: approximating probabilities, the same shape as ``p``.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      ``p``'s shape without ``axis``, in the inputs' common float dtype, at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jaxent as je
+      >>> print(f"{je.kl_divergence([1.0, 0.0, 0.0], [0.7, 0.2, 0.1]):.4f}")
+      0.3567
+      >>> print(f"{je.kl_divergence([0.5, 0.5], [0.9, 0.1], base=2):.4f}")
+      0.7370
+
+    References:
+      S. Kullback and R. A. Leibler, "On Information and Sufficiency", 1951.
+    """
+    p = arguments.probabilities(p, "p")
+    q = arguments.probabilities(q, "q")
+    arguments.require_same_shape(p, q, "p", "q")
+    axes = arguments.normalize_axes(axis, p.ndim)
+    mask = arguments.normalize_where(where, p.shape, axes)
+    dtype = arguments.compute_dtype(p, q)
+    p, q = p.astype(dtype), q.astype(dtype)
+    if mask is not None:
+        p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
+    return arguments.in_base(arguments.masked_sum(rel_entr(p, q), axes, mask), base)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _softmax_kl(a, b, mask, axis):
+    return _softmax_kl_parts(a, b, mask, axis)[0]
+
+
+def _softmax_kl_parts(a, b, mask, axis):
+    sa, sb = ShiftedLogits(a, mask, axis), ShiftedLogits(b, mask, axis)
+    positive = sa.p != 0  # NaN included: a NaN logit must give NaN, not be dropped
+    # -inf where q has no mass, its whole row included: the divergence is then +inf.
+    log_q = jnp.where(positive, negated(sb.neg_log_p()), 0)
+    ratio = sa.log_p() - log_q
+    d = jnp.sum(jnp.where(positive, sa.p * ratio, 0), axis=axis, keepdims=True)
+    return jnp.squeeze(d, axis), d, ratio, sa, sb
+
+
+def _softmax_kl_jvp(axis, primals, tangents):
+    a, b, mask = primals
+    da, db, _ = tangents
+    out, d, ratio, sa, sb = _softmax_kl_parts(a, b, mask, axis)
+    dout = jnp.zeros_like(out)
+    if not is_zero(da):
+        dout = dout + jnp.sum(sa.p * (ratio - d) * da, axis=axis)
+    if not is_zero(db):
+        total = jnp.sum(sa.p, axis=axis, keepdims=True)
+        dout = dout + jnp.sum((sb.p * total - sa.p) * db, axis=axis)
+    return out, dout
+
+
+_softmax_kl.defjvp(_softmax_kl_jvp, symbolic_zeros=True)
+
+
+def kl_divergence_from_logits(
+    p_logits: jax.typing.ArrayLike,
+    q_logits: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""KL divergence :math:`D(\operatorname{softmax}(a) \,\|\, \operatorname{softmax}(b))`.
+
+    .. math::
+        D = \sum_{j:\,p_j > 0} p_j (\log p_j - \log q_j), \qquad
+        \frac{\partial D}{\partial a_k} = p_k (\log p_k - \log q_k - D), \qquad
+        \frac{\partial D}{\partial b_k} = q_k - p_k.
+
+    The reference distribution's logits come first. Classes with a -inf logit in ``a``
+    contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives
+    +inf. A fully masked row gives 0.
+
+    Args:
+      p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
+      q_logits: logits of the approximating distribution q, the same shape.
+      axis: the class axis, or a tuple of axes flattened together.
+      where: optional boolean mask, broadcastable or per-example.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      The per-example divergence, float32 for half-precision logits.
+
+    Raises:
+      TypeError: the logits are not floating.
+      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> a, b = jnp.log(jnp.array([0.5, 0.5])), jnp.log(jnp.array([0.9, 0.1]))
+      >>> print(f"{je.kl_divergence_from_logits(a, b, base=2):.4f}")
+      0.7370
+    """
+    p_logits = arguments.as_array(p_logits, "p_logits")
+    q_logits = arguments.as_array(q_logits, "q_logits")
+    arguments.require_float(q_logits, "q_logits")
+    arguments.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
+    ca = arguments.ClassAxis(p_logits, axis, where, name="p_logits")
+    ln_b = arguments.log_base(base)
+    dtype = arguments.compute_dtype(p_logits, q_logits)
+    a = ca.clean(ca.z.astype(dtype), 0)
+    b = ca.clean(ca.layout(q_logits).astype(dtype), 0)
+    d = _softmax_kl(a, b, ca.mask, ca.axis)
+    return d if ln_b is None else d / ln_b
