@@ -113,3 +113,33 @@ def test_row_blocked_reduction_hessian(monkeypatch):
         return jax.jit(jax.hessian(f))(z)
 
     np.testing.assert_allclose(hess(True), hess(False), rtol=1e-12, atol=1e-15)
+
+
+def test_label_mass_on_a_row_with_no_finite_logit_is_inf():
+    """Every logit -inf (or masked): the label's probability is 0, so the loss is +inf."""
+    import jaxent as je
+
+    z = jnp.array([[-jnp.inf] * 3, [0.0, 1.0, -jnp.inf]])
+    y = jnp.array([0, 1])
+    for kw in ({}, {"label_smoothing": 0.1}, {"z_loss": 0.1}, {"class_weights": jnp.ones(3)}):
+        # Smoothing puts mass on row 1's -inf class too: +inf there as well.
+        second = np.inf if kw.get("label_smoothing") else None
+        for loss in (
+            je.softmax_cross_entropy_with_integer_labels(z, y, **kw),
+            je.softmax_cross_entropy(z, jax.nn.one_hot(y, 3), **kw),
+        ):
+            assert loss[0] == np.inf, kw
+            assert loss[1] == second if second else np.isfinite(loss[1]), kw
+    where = jnp.array([[False, True, True], [True, True, True]])
+    masked = jnp.array([[0.0, -jnp.inf, -jnp.inf], [0.0, 1.0, 2.0]])
+    loss = je.softmax_cross_entropy_with_integer_labels(masked, jnp.array([1, 0]), where=where)
+    assert loss[0] == np.inf
+    loss = je.linear_softmax_cross_entropy(
+        jnp.ones((2, 2)), jnp.ones((2, 3)), y, bias=jnp.full(3, -jnp.inf)
+    )
+    np.testing.assert_array_equal(loss, [np.inf, np.inf])
+    # KL against a q with no mass anywhere.
+    d = je.kl_divergence_from_logits(jnp.zeros((1, 3)), jnp.full((1, 3), -jnp.inf))
+    assert d[0] == np.inf
+    # No label mass on such a row: nothing to pay.
+    assert je.softmax_cross_entropy(z[:1], jnp.zeros((1, 3)))[0] == 0
