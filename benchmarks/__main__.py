@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib
-import importlib.util
 import json
 import os
 import platform
@@ -22,9 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import cases, harness
-
-EXTRA_GROUPS = ("fused",)
+from . import cases, harness, targets
 
 
 def machine() -> dict[str, Any]:
@@ -72,17 +69,10 @@ class Progress:
 def run_groups(
     groups: Sequence[str], quick: bool, repeats: int, warmup: int
 ) -> list[dict[str, Any]]:
-    total = sum(cases.count(g, quick) if g in cases.BUILDERS else 1 for g in groups)
+    total = sum(cases.count(g, quick) for g in groups)
     progress = Progress(total)
     records: list[dict[str, Any]] = []
     for group in groups:
-        if group == "fused":
-            progress.show("fused: running benchmarks.fused_linear")
-            mod = importlib.import_module(".fused_linear", __package__)
-            for rec in mod.run(quick):
-                records.append({"group": "fused", **rec})
-            progress.show("fused: done", finished=True)
-            continue
         # The groups that the targets are stated on get the full repeat count.
         reps = repeats if group in ("limits", "xent_int", "measures") else max(3, repeats // 2)
         for case in cases.cases(group, quick):
@@ -97,15 +87,14 @@ def run_groups(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    all_groups = (*cases.GROUPS, *EXTRA_GROUPS)
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke mode on tiny shapes")
     parser.add_argument(
         "--only",
         action="append",
-        choices=all_groups,
+        choices=cases.GROUPS,
         metavar="NAME",
-        help=f"run only this case group (repeatable): {', '.join(all_groups)}",
+        help=f"run only this case group (repeatable): {', '.join(cases.GROUPS)}",
     )
     parser.add_argument("--json", metavar="FILE", help="also write every measurement here")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per variant")
@@ -117,11 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
-    groups = args.only or list(all_groups)
-    if "fused" in groups and importlib.util.find_spec(f"{__package__}.fused_linear") is None:
-        if args.only:
-            parser.error("the 'fused' group needs benchmarks/fused_linear.py")
-        groups = [g for g in groups if g != "fused"]
+    groups = args.only or list(cases.GROUPS)
 
     meta = machine()
     meta.update(
@@ -134,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     records = run_groups(groups, args.quick, repeats, args.warmup)
     meta["wall_s"] = round(time.perf_counter() - t0, 1)
-    out = {"meta": meta, "records": records, "targets": cases.targets(records, args.quick)}
+    out = {"meta": meta, "records": records, "targets": targets.evaluate(records, args.quick)}
     sys.stdout.write(harness.markdown(out))
     if args.json:
         with open(args.json, "w") as f:

@@ -1,6 +1,8 @@
 """The benchmark cases: jaxent against Optax, naive JAX and SciPy, and the machine's limits.
 
-Each builder yields ``Case`` objects one at a time, so that only one case's data is alive
+One builder per case group, ``fused`` included: the large-vocabulary loss of a language-model
+head, ``jaxent.linear_softmax_cross_entropy``, against the dense computation that forms the
+logits. Each builder yields ``Case`` objects one at a time, so that only one case's data is alive
 at once (the full shapes hold 512 MiB of float32 logits). The first variant of every case
 is the reference of the agreement check. Cross-entropy cases also time the machine limit
 that their target is stated against (a fresh ``jnp.copy`` of the logits, or a row-wise
@@ -20,6 +22,7 @@ import scipy.special
 import scipy.stats
 
 import jaxent as je
+from jaxent._src.vocab import dense_linear_softmax_cross_entropy
 
 from .harness import Case, Variant
 
@@ -34,6 +37,7 @@ GROUPS = (
     "entropy_logits",
     "kl_logits",
     "measures",
+    "fused",
 )
 
 
@@ -327,6 +331,53 @@ def measures(shapes, quick: bool) -> Iterator[Case]:
     )
 
 
+def _optax_linear(hidden, weight, labels):
+    logits = jnp.matmul(hidden, weight, preferred_element_type=jnp.float32)
+    return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def _fused_shapes(quick: bool) -> list[tuple[tuple[int, int, int], str]]:
+    """([N, D, V], dtype) of the fused cases: tokens, features, vocabulary."""
+    if quick:
+        return [((64, 32, 4096), dtype) for dtype in DTYPES]
+    out = [((2048, 512, 32768), dtype) for dtype in DTYPES]
+    if jax.default_backend() == "gpu":
+        out.append(((8192, 4096, 131072), "bfloat16"))
+    return out
+
+
+def fused(shapes, quick: bool) -> Iterator[Case]:
+    """Value and gradient (in hidden and weight) of the summed loss of a language-model head.
+
+    ``dense`` forms the ``[N, V]`` logits (float32 accumulation) and applies jaxent's
+    integer-label cross-entropy: the reference. ``fused`` is
+    ``jaxent.linear_softmax_cross_entropy``, which never forms them; ``optax`` forms them and
+    applies Optax's loss. The cases' own shapes ``[N, D, V]`` replace ``shapes``.
+    """
+    impls = [
+        ("dense", dense_linear_softmax_cross_entropy),
+        ("fused", je.linear_softmax_cross_entropy),
+        ("optax", _optax_linear),
+    ]
+    for (n, d, v), dtype in _fused_shapes(quick):
+        hidden = _logits(0, (n, d), dtype)
+        weight = jax.block_until_ready(
+            (jax.random.normal(jax.random.key(1), (d, v)) / np.sqrt(d)).astype(dtype)
+        )
+        labels = _int_labels((n, v))
+        args = (hidden, weight, labels)
+        yield Case(
+            "fused",
+            "vg",
+            (n, d, v),
+            dtype,
+            [Variant(name, _value_and_grad(f, (0, 1)), args) for name, f in impls],
+            _rtol(dtype),
+            note="shape: tokens N, features D, vocabulary V; ratios to the dense variant",
+            data_bytes=int(hidden.nbytes + weight.nbytes),
+        )
+
+
 BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "limits": limits,
     "xent_int": xent_int,
@@ -335,6 +386,7 @@ BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "entropy_logits": entropy_logits,
     "kl_logits": kl_logits,
     "measures": measures,
+    "fused": fused,
 }
 
 
@@ -349,132 +401,10 @@ def count(group: str, quick: bool) -> int:
         "entropy_logits": 2,
         "kl_logits": 2,
     }
+    if group == "fused":
+        return len(_fused_shapes(quick))
     return 2 if group == "measures" else per_dtype[group] * len(DTYPES)
 
 
 def cases(group: str, quick: bool) -> Iterator[Case]:
     return BUILDERS[group](QUICK_SHAPES if quick else FULL_SHAPES, quick)
-
-
-def _find(records, group: str, case: str, shape, dtype: str) -> dict[str, dict] | None:
-    for rec in records:
-        if (rec.get("group"), rec.get("case"), tuple(rec.get("shape", ())), rec.get("dtype")) == (
-            group,
-            case,
-            tuple(shape),
-            dtype,
-        ):
-            return {v["name"]: v | {"data_bytes": rec["data_bytes"]} for v in rec["variants"]}
-    return None
-
-
-def _check(what: str, shape, dtype: str, value: float, op: str, bound: float) -> dict[str, Any]:
-    met = value <= bound if op == "<=" else value >= bound
-    return {
-        "what": what,
-        "shape": list(shape),
-        "dtype": dtype,
-        "value": value,
-        "op": op,
-        "bound": bound,
-        "met": bool(met),
-    }
-
-
-def targets(records: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
-    """Evaluates the performance targets on the measured records (ratios of one run)."""
-    shapes = QUICK_SHAPES if quick else FULL_SHAPES
-    long_rows = max(shapes, key=lambda s: s[1])
-    spec: list[tuple[int, str, list[dict[str, Any]]]] = []
-
-    def ratio(v: dict[str, dict], a: str, b: str) -> float:
-        return v[a]["median_ms"] / v[b]["median_ms"]
-
-    def temp_frac(v: dict[str, dict]) -> float:
-        return (v["jaxent"]["temp_bytes"] or 0) / v["jaxent"]["data_bytes"]
-
-    t1, t2, t3, t4 = [], [], [], []
-    for shape in shapes:
-        v = _find(records, "xent_int", "vg", shape, "float32")
-        if v:
-            t1.append(
-                _check(
-                    "jaxent / optax time", shape, "float32", ratio(v, "jaxent", "optax"), "<=", 1.0
-                )
-            )
-            t1.append(
-                _check(
-                    "jaxent / copy time", shape, "float32", ratio(v, "jaxent", "copy"), "<=", 1.33
-                )
-            )
-            t1.append(_check("temp / logits bytes", shape, "float32", temp_frac(v), "<=", 0.01))
-        v = _find(records, "xent_int", "fwd", shape, "float32")
-        if v:
-            t2.append(
-                _check(
-                    "jaxent / sum_exp time",
-                    shape,
-                    "float32",
-                    ratio(v, "jaxent", "sum_exp"),
-                    "<=",
-                    2.0,
-                )
-            )
-        for dtype in DTYPES:
-            v = _find(records, "xent_int", "fwd", shape, dtype)
-            if v and shape == long_rows:
-                t3.append(
-                    _check(
-                        "optax / jaxent time", shape, dtype, ratio(v, "optax", "jaxent"), ">=", 3.0
-                    )
-                )
-        v = _find(records, "xent_int", "vg", shape, "bfloat16")
-        if v:
-            t4.append(
-                _check(
-                    "optax / jaxent time", shape, "bfloat16", ratio(v, "optax", "jaxent"), ">=", 1.3
-                )
-            )
-            t4.append(_check("temp / logits bytes", shape, "bfloat16", temp_frac(v), "<=", 2.0))
-    t5 = []
-    for name in ("entropy", "kl"):
-        for rec in records:
-            if rec.get("group") == "measures" and rec.get("case") == name:
-                v = {x["name"]: x for x in rec["variants"]}
-                t5.append(
-                    _check(
-                        f"{name}: scipy.stats / jaxent time",
-                        rec["shape"],
-                        rec["dtype"],
-                        ratio(v, "scipy.stats", "jaxent"),
-                        ">=",
-                        10.0,
-                    )
-                )
-    spec = [
-        (1, "Integer-label CE, f32, value-and-grad: <= optax, <= 1.33x copy, temp <= 1%", t1),
-        (2, "Integer-label CE, f32, forward: <= 2.0x row-wise sum(exp(x))", t2),
-        (3, "Long rows: forward >= 3x faster than optax", t3),
-        (4, "bf16 value-and-grad: >= 1.3x optax's speed, temp <= 2x logits bytes", t4),
-        (5, "Entropy and KL on probabilities: >= 10x faster than scipy.stats.entropy", t5),
-    ]
-    out = [
-        {
-            "id": i,
-            "title": title,
-            "checks": checks,
-            "met": bool(checks) and all(c["met"] for c in checks),
-        }
-        for i, title, checks in spec
-    ]
-    on_gpu = jax.devices()[0].platform == "gpu"
-    out.append(
-        {
-            "id": 6,
-            "title": "GPU: value-and-grad >= 85% of copy bandwidth and >= optax at [8192, 131072]",
-            "checks": [],
-            "met": None,
-            "note": "not measured: no GPU in this run" if not on_gpu else "see the xent_int tables",
-        }
-    )
-    return out

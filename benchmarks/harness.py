@@ -127,6 +127,27 @@ def agree(out: Any, ref: Any, rtol: float) -> float:
     return worst
 
 
+def _temp(compiled: Any) -> int | None:
+    """The temp bytes of a compiled computation; None where the backend does not say."""
+    mem = compiled.memory_analysis()
+    return None if mem is None else int(mem.temp_size_in_bytes)
+
+
+def temp_bytes(fn: Callable[..., Any], *args: Any) -> int:
+    """The compiler's temporary memory for ``jax.jit(fn)(*args)``: compiled, never run.
+
+    This is the "temp" of the tables. ``args`` may be ``jax.ShapeDtypeStruct``s, so that
+    shapes too large to allocate can be asked about.
+
+    Raises:
+      RuntimeError: the backend reports no memory analysis.
+    """
+    temp = _temp(jax.jit(fn).lower(*args).compile())
+    if temp is None:
+        raise RuntimeError(f"the {jax.default_backend()} backend reports no memory analysis")
+    return temp
+
+
 def _prepare(v: Variant) -> tuple[Callable[[], Any], int | None, float | None]:
     """Returns a call that blocks until its result is ready, the temp bytes, compile s."""
     if v.kind == "host":
@@ -134,8 +155,7 @@ def _prepare(v: Variant) -> tuple[Callable[[], Any], int | None, float | None]:
     t0 = time.perf_counter()
     compiled = jax.jit(v.fn).lower(*v.args).compile()
     compile_s = time.perf_counter() - t0
-    mem = compiled.memory_analysis()
-    temp = None if mem is None else int(mem.temp_size_in_bytes)
+    temp = _temp(compiled)
     args = v.args
 
     def call() -> Any:
@@ -255,20 +275,6 @@ def _rate(rec: dict[str, Any], v: dict[str, Any]) -> str:
     return f"{moved / seconds / 1e9:.2f} GB/s"
 
 
-def _generic_table(records: list[dict[str, Any]]) -> list[str]:
-    keys: list[str] = []
-    for rec in records:
-        keys += [k for k, x in rec.items() if k not in keys and not isinstance(x, list | dict)]
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for rec in records:
-        cells = []
-        for k in keys:
-            x = rec.get(k, "")
-            cells.append(f"{x:.4g}" if isinstance(x, float) else str(x))
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
 def markdown(out: dict[str, Any]) -> str:
     """The report: the machine, a table per case group, the targets."""
     meta, records = out["meta"], out["records"]
@@ -285,7 +291,8 @@ def markdown(out: dict[str, Any]) -> str:
         f"medians; wall {meta['wall_s']} s",
         "",
         "Ratio: the variant's median time over the first variant's (jaxent; for `measures`, "
-        "over `scipy.stats`), timed in the same round robin. Temp: the compiler's "
+        "over `scipy.stats`; for `fused`, over the dense computation), timed in the same "
+        "round robin. Temp: the compiler's "
         "`memory_analysis()` temp bytes. Faults: minor page faults per call. Error: the "
         "largest scaled difference from the first variant, enforced for checked variants "
         "(`-`: not comparable).",
@@ -297,9 +304,6 @@ def markdown(out: dict[str, Any]) -> str:
     for group in groups:
         recs = [r for r in records if r["group"] == group]
         lines += ["", f"## {group}", ""]
-        if "variants" not in recs[0]:
-            lines += _generic_table(recs)
-            continue
         limits = group == "limits"
         head = "| case | shape | dtype | variant | median ms | ratio | temp MiB | faults/call |"
         head += " rate |" if limits else " error |"

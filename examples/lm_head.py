@@ -7,9 +7,10 @@ the current one, so the loss has something to learn. The loss is
 padding tokens skipped through ``ignore_index`` and a little label smoothing and z-loss:
 the ``[tokens, V]`` logits are never formed, in the forward or the backward pass.
 
-Then the compiler's ``memory_analysis()`` is asked, without running anything, how much
-temporary memory value-and-grad of the loss needs with the dense computation
-(materialised logits) and with the fused one, at this model's size and at a large one.
+Then the compiler's ``memory_analysis()`` is asked (through the benchmark harness's
+``temp_bytes``), without running anything, how much temporary memory value-and-grad of the
+loss needs with the dense computation (materialised logits) and with the fused one, at this
+model's size and at a large one.
 
 Run ``python examples/lm_head.py``; ``--quick`` trains fewer steps on a smaller model and
 checks a smaller large shape. Nothing is downloaded and no file is written.
@@ -27,6 +28,7 @@ import numpy as np
 import optax
 
 import jaxent as je
+from benchmarks.harness import temp_bytes
 
 PAD = -100  # label of padding tokens
 
@@ -77,8 +79,7 @@ def head_temp_bytes(n: int, d: int, v: int, dtype, fused: bool) -> int:
         jax.ShapeDtypeStruct((d, v), dtype),
         jax.ShapeDtypeStruct((n,), jnp.int32),
     )
-    compiled = jax.jit(jax.value_and_grad(total, argnums=(0, 1))).lower(*shapes).compile()
-    return int(compiled.memory_analysis().temp_size_in_bytes)
+    return temp_bytes(jax.value_and_grad(total, argnums=(0, 1)), *shapes)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

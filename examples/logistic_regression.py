@@ -33,6 +33,7 @@ import numpy as np
 import optax
 import scipy.optimize
 import sklearn.datasets
+from _lbfgs import minimize_lbfgs
 
 import jaxent as je
 
@@ -95,38 +96,13 @@ def separation(x: np.ndarray, y: np.ndarray) -> Separation:
     )
 
 
-def minimize_lbfgs(fun, x0, *, tol: float = GRADIENT_TOLERANCE, max_steps: int = 1000):
-    """Minimises ``fun`` with ``optax.lbfgs`` until max |gradient| <= tol (or ``max_steps``).
-
-    Returns the minimiser, the final max |gradient| and the number of steps taken.
-    """
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(fun)
-
-    def step(carry):
-        x, state = carry
-        value, grad = value_and_grad(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state
-
-    def keep_going(carry):
-        _, state = carry
-        count = optax.tree_utils.tree_get(state, "count")
-        grad = optax.tree_utils.tree_get(state, "grad")
-        worst = optax.tree_utils.tree_max(jax.tree.map(jnp.abs, grad))
-        return (count == 0) | ((count < max_steps) & (worst > tol))
-
-    x, state = jax.lax.while_loop(keep_going, step, (x0, opt.init(x0)))
-    grad = jax.grad(fun)(x)
-    worst = optax.tree_utils.tree_max(jax.tree.map(jnp.abs, grad))
-    return x, worst, optax.tree_utils.tree_get(state, "count")
-
-
 @jax.jit
 def _fit(x, y):
     n = x.shape[0]
     theta, worst, steps = minimize_lbfgs(
-        lambda t: negative_log_likelihood(t, x, y) / n, jnp.zeros(x.shape[1] + 1)
+        lambda t: negative_log_likelihood(t, x, y) / n,
+        jnp.zeros(x.shape[1] + 1),
+        tol=GRADIENT_TOLERANCE,
     )
     nll = negative_log_likelihood(theta, x, y)
     fisher = jax.hessian(negative_log_likelihood)(theta, x, y)  # observed information

@@ -32,9 +32,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import scipy.optimize
 import sklearn.datasets
+from _lbfgs import minimize_lbfgs
 
 import jaxent as je
 
@@ -99,34 +99,12 @@ def mle_exists(x: np.ndarray, y: np.ndarray, num_classes: int) -> bool:
     return bool(-cone.fun <= 1e-9 * n)
 
 
-def minimize_lbfgs(fun, params, *, tol: float = GRADIENT_TOLERANCE, max_steps: int = 1000):
-    """Minimises ``fun`` over a pytree with ``optax.lbfgs`` until max |gradient| <= tol."""
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(fun)
-
-    def step(carry):
-        x, state = carry
-        value, grad = value_and_grad(x, state=state)
-        updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(x, updates), state
-
-    def largest(tree):
-        return optax.tree_utils.tree_max(jax.tree.map(jnp.abs, tree))
-
-    def keep_going(carry):
-        _, state = carry
-        count = optax.tree_utils.tree_get(state, "count")
-        grad = optax.tree_utils.tree_get(state, "grad")
-        return (count == 0) | ((count < max_steps) & (largest(grad) > tol))
-
-    params, _ = jax.lax.while_loop(keep_going, step, (params, opt.init(params)))
-    return params, largest(jax.grad(fun)(params))
-
-
 @jax.jit
 def _fit(x, y, init):
     n = x.shape[0]
-    params, worst = minimize_lbfgs(lambda p: negative_log_likelihood(p, x, y) / n, init)
+    params, worst, _ = minimize_lbfgs(
+        lambda p: negative_log_likelihood(p, x, y) / n, init, tol=GRADIENT_TOLERANCE
+    )
     weights, bias = params
     weights = weights - weights.mean(axis=1, keepdims=True)  # the sum-to-zero representative
     bias = bias - bias.mean()

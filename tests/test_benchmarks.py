@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import jaxent as je
-from benchmarks import harness
+from benchmarks import cases, harness
 from benchmarks.__main__ import main
 
 
@@ -37,7 +37,63 @@ def test_quick_run_prints_tables_and_writes_json(tmp_path, capsys):
     by_name = {v["name"]: v for v in vg["variants"]}
     assert by_name["optax"]["max_rel_err"] < 1e-4  # compared, and agreeing
     assert by_name["copy"]["max_rel_err"] is None  # a machine limit: never compared
-    assert [t["id"] for t in data["targets"]] == [1, 2, 3, 4, 5, 6]
+    assert [t["id"] for t in data["targets"]] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_quick_fused_run_prints_tables_and_writes_json(tmp_path, capsys):
+    out_file = tmp_path / "results.json"
+    main(["--quick", "--only", "fused", "--json", str(out_file)])
+    text = capsys.readouterr().out
+    assert "## fused" in text and "## Targets" in text
+    for dtype in ("float32", "bfloat16"):
+        for name in ("dense", "fused", "optax"):
+            assert f"| vg | [64, 32, 4096] | {dtype} | {name} |" in text
+    data = json.loads(out_file.read_text())
+    assert data["meta"]["groups"] == ["fused"]
+    records = data["records"]
+    assert [(r["group"], r["case"], r["dtype"]) for r in records] == [
+        ("fused", "vg", "float32"),
+        ("fused", "vg", "bfloat16"),
+    ]
+    for rec in records:
+        by_name = {v["name"]: v for v in rec["variants"]}
+        assert list(by_name) == ["dense", "fused", "optax"] and rec["baseline"] == "dense"
+        assert by_name["dense"]["ratio_to_baseline"] == 1.0
+        for v in rec["variants"]:
+            assert v["median_ms"] > 0 and len(v["times_ms"]) == data["meta"]["repeats"]
+            assert v["max_rel_err"] is not None  # every variant is compared with dense
+        rtol = 1e-4 if rec["dtype"] == "float32" else 6e-2
+        assert by_name["fused"]["max_rel_err"] <= rtol
+        assert 0 < by_name["fused"]["temp_bytes"] < by_name["dense"]["temp_bytes"]
+    fused_target = data["targets"][-1]
+    assert fused_target["id"] == 7 and len(fused_target["checks"]) == 2
+    for check, rec in zip(fused_target["checks"], records, strict=True):
+        by_name = {v["name"]: v for v in rec["variants"]}
+        assert check["shape"] == [64, 32, 4096] and check["dtype"] == rec["dtype"]
+        assert check["value"] == by_name["fused"]["temp_bytes"] / by_name["dense"]["temp_bytes"]
+
+
+def test_fused_agreement_check_catches_a_wrong_gradient():
+    case = next(cases.cases("fused", quick=True))
+    dense, fused, _ = case.variants
+    assert (dense.name, fused.name) == ("dense", "fused")
+
+    def wrong(hidden, weight, labels):
+        value, (d_hidden, d_weight) = fused.fn(hidden, weight, labels)
+        return value, (d_hidden, 1.01 * d_weight)
+
+    case.variants = [dense, harness.Variant("wrong", wrong, fused.args)]
+    with pytest.raises(harness.AgreementError, match="'wrong' disagrees with 'dense'"):
+        harness.measure(case, 1)
+
+
+def test_temp_bytes_is_the_temp_of_the_tables():
+    case = next(cases.cases("fused", quick=True))
+    results = harness.measure(case, 1)
+    for v, r in zip(case.variants, results, strict=True):
+        shapes = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in v.args]
+        assert harness.temp_bytes(v.fn, *v.args) == harness.temp_bytes(v.fn, *shapes)
+        assert harness.temp_bytes(v.fn, *v.args) == r.temp_bytes
 
 
 def _case(wrong, rtol: float = 1e-4) -> harness.Case:
