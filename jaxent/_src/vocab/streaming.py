@@ -172,13 +172,16 @@ def _forward(h, w, b, labels, cfg: _Config):
 def _fused(h, w, b, status: LabelStatus, cfg: _Config):
     stats = _forward(h, w, b, status.target, cfg)
     loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
-    return (loss, stats.lse) if cfg.return_lse else loss
+    # One [2, N] output, not a pair: under vmap the pair's lse would be unbatched when
+    # only the labels or the mask are, and its summed cotangent would then reach every
+    # batch member of the (batched) backward pass.
+    return jnp.stack([loss, stats.lse]) if cfg.return_lse else loss
 
 
 def _fused_fwd(h, w, b, status: LabelStatus, cfg: _Config):
     stats = _forward(h, w, b, status.target, cfg)
     loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
-    out = (loss, stats.lse) if cfg.return_lse else loss
+    out = jnp.stack([loss, stats.lse]) if cfg.return_lse else loss
     return out, (h, w, b, status, stats.lse)
 
 
@@ -425,9 +428,21 @@ def linear_softmax_cross_entropy(
         empty = jnp.zeros(labels.shape, dtype)
         return (empty, empty) if return_lse else empty
     cfg = _Config(chunk, tile, opts, cap, return_lse)
-    flat = LabelStatus(*(x.reshape(n) for x in status))
-    out = _fused(hidden.reshape(n, d), weight, bias, flat, cfg)
-    if return_lse:
-        loss, lse = out
-        return loss.reshape(labels.shape), lse.reshape(labels.shape)
-    return out.reshape(labels.shape)
+
+    def run(hidden, weight, bias, status):
+        flat = LabelStatus(*(x.reshape(n) for x in status))
+        out = _fused(hidden.reshape(n, d), weight, bias, flat, cfg)
+        if return_lse:
+            return out[0].reshape(labels.shape), out[1].reshape(labels.shape)
+        return out.reshape(labels.shape)
+
+    explicit = jax.sharding.get_abstract_mesh().explicit_axes
+    if explicit:
+        # Sharding-typed arrays (Explicit mesh axes) reject the flattening of sharded token
+        # axes, the loops' replicated carries and the tiles' dynamic slices: stream with
+        # those axes Auto, the per-token outputs sharded like hidden's token axes.
+        spec = jax.sharding.PartitionSpec(*jax.typeof(hidden).sharding.spec[:-1])
+        run = jax.sharding.auto_axes(
+            run, axes=explicit, out_sharding=(spec, spec) if return_lse else spec
+        )
+    return run(hidden, weight, bias, status)
