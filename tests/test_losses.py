@@ -553,3 +553,45 @@ def test_binary_cross_entropy_dtype_contract(dtype):
     q = jnp.asarray(ref.random_probs(rng, (3, 5)), dtype)
     want = ref.binary_cross_entropy(f64(p), f64(q))
     helpers.check_prob_dtype_contract(je.binary_cross_entropy, (p, q), want, dtype)
+
+
+def test_labels_outside_their_range_give_nan():
+    """A sigmoid label is a Bernoulli probability and a soft label a probability."""
+    z = jnp.array([0.3, -1.0, 2.0])
+    for y in (1.5, -0.5):
+        labels = jnp.array([1.0, y, 0.0])
+        for f in (je.sigmoid_binary_cross_entropy, je.binary_cross_entropy):
+            out = f(jax.nn.sigmoid(z) if f is je.binary_cross_entropy else z, labels)
+            np.testing.assert_array_equal(np.isnan(out), [False, True, False])
+        g = jax.grad(lambda x, y=labels: je.sigmoid_binary_cross_entropy(x, y).sum())(z)
+        np.testing.assert_array_equal(np.isnan(g), [False, True, False])
+    soft = jnp.array([[0.5, 0.7, -0.2], [0.2, 0.3, 0.5]])
+    out = je.softmax_cross_entropy(jnp.zeros((2, 3)), soft)
+    np.testing.assert_array_equal(np.isnan(out), [True, False])
+    # Masked out, it takes no part.
+    out = je.softmax_cross_entropy(jnp.zeros((2, 3)), soft, where=jnp.array([1, 1, 0], bool))
+    assert np.isfinite(out).all()
+    # Unnormalised non-negative labels are used as given.
+    np.testing.assert_allclose(
+        je.softmax_cross_entropy(jnp.zeros(3), jnp.array([2.0, 0.0, 0.0])), 2 * np.log(3)
+    )
+
+
+def test_exact_zeros_are_positive_zeros():
+    """No function returns -0.0 for an exact zero (it would print as -0.0)."""
+    one_hot = jnp.array([1.0, 0.0])
+    outs = [
+        je.self_information(1.0),
+        je.entropy(one_hot),
+        je.binary_entropy(jnp.array([0.0, 1.0])),
+        je.cross_entropy(one_hot, one_hot),
+        je.kl_divergence(one_hot, one_hot),
+        je.binary_cross_entropy(jnp.array([1.0, 0.0]), jnp.array([1.0, 0.0])),
+        je.entropy_from_logits(jnp.array([0.0, -jnp.inf])),
+        je.softmax_cross_entropy(jnp.array([0.0, -jnp.inf]), one_hot),
+        je.softmax_cross_entropy_with_integer_labels(jnp.array([0.0, -jnp.inf]), jnp.array(0)),
+        je.kl_divergence_from_logits(jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0])),
+    ]
+    for out in outs:
+        arr = np.asarray(out)
+        assert (arr == 0).all() and not np.signbit(arr).any(), out

@@ -21,6 +21,7 @@ import pytest
 from helpers import check_traced_once
 
 import jaxent as je
+from benchmarks import harness
 from jaxent._src.vocab import dense_linear_softmax_cross_entropy
 from jaxent._src.vocab.streaming import default_chunk_sizes
 
@@ -389,8 +390,7 @@ def _temp_bytes(fn, n, d, v, dtype):
         jax.ShapeDtypeStruct((d, v), dtype),
         jax.ShapeDtypeStruct((n,), jnp.int32),
     )
-    compiled = jax.jit(jax.value_and_grad(total, argnums=(0, 1))).lower(*shapes).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    return harness.temp_bytes(jax.value_and_grad(total, argnums=(0, 1)), *shapes)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -401,3 +401,55 @@ def test_compiled_temp_memory_is_small(dtype):
     dense = _temp_bytes(dense_linear_softmax_cross_entropy, n, d, v, dtype)
     assert dense >= n * v * 4  # at least the float32 logits
     assert fused * 20 <= dense, (fused, dense)
+
+
+# Transformations the custom VJP must get right.
+
+
+@pytest.mark.parametrize("in_axes", [(None, None, 0, None), (None, None, None, 0), (0, None, 0, 0)])
+@pytest.mark.parametrize("use", ["both", "lse"])
+def test_grad_of_vmap_with_return_lse_and_shared_weights(in_axes, use):
+    """Labels (or the mask) batched, hidden states and weight shared: lse alone is unbatched."""
+    batch, n, d, v = 3, 5, 4, 11
+    kh, kw, kl, km = jax.random.split(jax.random.key(0), 4)
+    hidden = jax.random.normal(kh, (n, d))
+    weight = jax.random.normal(kw, (d, v))
+    labels = jax.random.randint(kl, (batch, n), 0, v)
+    mask = jax.random.bernoulli(km, 0.7, (batch, n))
+    hs = jnp.stack([hidden * (i + 1) for i in range(batch)])
+    args = [
+        hs if in_axes[0] == 0 else hidden,
+        weight,
+        labels if in_axes[2] == 0 else labels[0],
+        mask if in_axes[3] == 0 else mask[0],
+    ]
+
+    def fused(h, w, lab, m):
+        return je.linear_softmax_cross_entropy(
+            h, w, lab, where=m, return_lse=True, chunk_size=4, token_chunk_size=2
+        )
+
+    def dense(h, w, lab, m):
+        z = h @ w
+        loss = je.softmax_cross_entropy_with_integer_labels(z, lab, where=m)
+        return loss, jax.nn.logsumexp(z, -1)
+
+    def objective(f):
+        def fn(h, w):
+            loss, lse = jax.vmap(f, in_axes=in_axes, axis_size=batch)(h, w, *args[2:])
+            return (loss + 0.1 * lse**2).sum() if use == "both" else (lse**2).sum()
+
+        return fn
+
+    got = jax.grad(objective(fused), argnums=(0, 1))(args[0], weight)
+    want = jax.grad(objective(dense), argnums=(0, 1))(args[0], weight)
+    chex.assert_trees_all_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_forward_mode_is_refused_by_jax():
+    """A custom VJP has no forward mode; the README says so and JAX raises a TypeError."""
+    h, w, lab = jnp.ones((4, 8)), jnp.ones((8, 10)), jnp.zeros(4, int)
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(lambda h: je.linear_softmax_cross_entropy(h, w, lab), (h,), (h,))
+    with pytest.raises(TypeError, match="forward-mode"):
+        jax.jacfwd(lambda h: je.linear_softmax_cross_entropy(h, w, lab).sum())(h)
