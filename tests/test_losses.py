@@ -595,3 +595,40 @@ def test_exact_zeros_are_positive_zeros():
     for out in outs:
         arr = np.asarray(out)
         assert (arr == 0).all() and not np.signbit(arr).any(), out
+
+
+def test_masked_class_weight_takes_no_part_even_nan():
+    z = jnp.array([[0.0, 1.0, 2.0]])
+    keep = jnp.array([True, False, True])
+    want = je.softmax_cross_entropy_with_integer_labels(z[:, ::2], jnp.array([0]))
+    for bad in (jnp.nan, jnp.inf, -jnp.inf):
+        cw = jnp.array([1.0, bad, 1.0])
+        for kw in ({}, {"label_smoothing": 0.1}):
+            got = je.softmax_cross_entropy_with_integer_labels(
+                z, jnp.array([0]), class_weights=cw, where=keep, **kw
+            )
+            assert np.isfinite(got).all(), (bad, kw)
+        got = je.softmax_cross_entropy_with_integer_labels(
+            z, jnp.array([0]), class_weights=cw, where=keep
+        )
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+        got = je.softmax_cross_entropy(z, jnp.array([[1.0, 0, 0]]), class_weights=cw, where=keep)
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_z_loss_gradient_at_huge_finite_logits_is_finite():
+    z = jnp.array([2e38, 2e38, 0.0], jnp.float32)
+    g = jax.grad(
+        lambda x: je.softmax_cross_entropy_with_integer_labels(x, jnp.array(1), z_loss=1e-4)
+    )(z)
+    np.testing.assert_allclose(g, [2e34, 2e34, 0.0], rtol=1e-5)
+
+
+def test_class_weights_set_the_compute_dtype():
+    z = jnp.zeros((2, 3), jnp.float32)
+    cw = jnp.ones(3, jnp.float64)
+    assert (
+        je.softmax_cross_entropy_with_integer_labels(z, jnp.array([0, 1]), class_weights=cw).dtype
+        == jnp.float64
+    )
+    assert je.softmax_cross_entropy(z, z, class_weights=cw).dtype == jnp.float64

@@ -65,6 +65,8 @@ _SCRIPT = textwrap.dedent(
         calls = {
             "int": lambda z, q, t, y, rows: je.softmax_cross_entropy_with_integer_labels(
                 z, y, ignore_index=-100, label_smoothing=0.1, z_loss=1e-3),
+            "int_weights": lambda z, q, t, y, rows: je.softmax_cross_entropy_with_integer_labels(
+                z, y, ignore_index=-100, class_weights=jnp.arange(24.0)),
             "int_where": lambda z, q, t, y, rows: je.softmax_cross_entropy_with_integer_labels(
                 z, y, where=rows, ignore_index=-100),
             "soft": lambda z, q, t, y, rows: je.softmax_cross_entropy(

@@ -79,3 +79,8 @@ def test_check_integer_labels_under_checkify_in_jit():
         err.throw()
     # without the check, the loss itself reports the invalid labels as NaN, never wraps.
     assert np.isnan(out[1]) and np.isnan(out[2]) and np.isfinite(out[0])
+
+
+def test_negative_atol_is_refused():
+    with pytest.raises(ValueError, match="atol"):
+        je.check_probabilities([[0.5, 0.5]], atol=-1)

@@ -453,3 +453,36 @@ def test_forward_mode_is_refused_by_jax():
         jax.jvp(lambda h: je.linear_softmax_cross_entropy(h, w, lab), (h,), (h,))
     with pytest.raises(TypeError, match="forward-mode"):
         jax.jacfwd(lambda h: je.linear_softmax_cross_entropy(h, w, lab).sum())(h)
+
+
+@pytest.mark.parametrize("how", ["ignore_index", "where"])
+def test_skipped_token_with_nan_hidden_state_gets_zero_gradient(how):
+    h = jnp.ones((3, 4)).at[2].set(jnp.nan)
+    w = jnp.ones((4, 6)) / 10
+    labels = jnp.array([0, 1, -100 if how == "ignore_index" else 2])
+    kw = {"ignore_index": -100} if how == "ignore_index" else {"where": jnp.array([1, 1, 0], bool)}
+    dh = jax.grad(lambda a: je.linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    np.testing.assert_array_equal(dh[2], 0.0)
+    dense = jax.grad(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    np.testing.assert_allclose(dh, dense, rtol=1e-12)
+
+
+def test_hessian_in_hidden_equals_dense():
+    """Forward over reverse works: the backward pass is made of differentiable operations."""
+    rng = np.random.default_rng(8)
+    h = jnp.asarray(rng.normal(size=(3, 4)))
+    w = jnp.asarray(rng.normal(size=(4, 7)))
+    labels = jnp.array([0, 6, 3])
+    kw = {"label_smoothing": 0.1, "z_loss": 0.01}
+    got = jax.hessian(
+        lambda a: je.linear_softmax_cross_entropy(a, w, labels, chunk_size=3, **kw).sum()
+    )(h)
+    want = jax.hessian(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_logit_softcap_must_be_positive():
+    h, w, labels = jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(2, int)
+    for cap in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"logit_softcap.*positive"):
+            je.linear_softmax_cross_entropy(h, w, labels, logit_softcap=cap)

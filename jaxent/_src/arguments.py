@@ -259,6 +259,13 @@ def class_weight_array(
     return w.reshape(k)
 
 
+def gather(table: jax.Array, index: jax.Array) -> jax.Array:
+    """``table[index]`` for a 1-D table, sharded like ``index`` under Explicit mesh axes."""
+    if jax.sharding.get_abstract_mesh().explicit_axes:
+        return table.at[index].get(out_sharding=jax.typeof(index).sharding)
+    return table[index]
+
+
 class ClassAxis:
     """Logits laid out for a softmax over one class axis, with the mask and class count.
 
@@ -342,7 +349,8 @@ class SoftmaxOptions(NamedTuple):
         if self.z_loss == 0:
             return loss
         lse = jnp.where(lse == -jnp.inf, 0, lse)
-        return loss + self.z_loss * jnp.square(lse)
+        # (zeta lse) lse: its derivative 2 zeta lse stays finite where 2 lse would overflow.
+        return loss + (self.z_loss * lse) * lse
 
 
 class LabelStatus(NamedTuple):

@@ -17,6 +17,20 @@ from .numerics import is_zero, negated, rel_entr, xlogy
 from .softmax import ShiftedLogits
 
 
+def _pair(p, q, axis, where):
+    """Two distributions validated, in their common compute dtype, masked entries neutral."""
+    p = arguments.probabilities(p, "p")
+    q = arguments.probabilities(q, "q")
+    arguments.require_same_shape(p, q, "p", "q")
+    axes = arguments.normalize_axes(axis, p.ndim)
+    mask = arguments.normalize_where(where, p.shape, axes)
+    dtype = arguments.compute_dtype(p, q)
+    p, q = p.astype(dtype), q.astype(dtype)
+    if mask is not None:
+        p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
+    return p, q, axes, mask
+
+
 def cross_entropy(
     p: jax.typing.ArrayLike,
     q: jax.typing.ArrayLike,
@@ -57,15 +71,7 @@ def cross_entropy(
     References:
       T. M. Cover and J. A. Thomas, "Elements of Information Theory", sec. 2.3.
     """
-    p = arguments.probabilities(p, "p")
-    q = arguments.probabilities(q, "q")
-    arguments.require_same_shape(p, q, "p", "q")
-    axes = arguments.normalize_axes(axis, p.ndim)
-    mask = arguments.normalize_where(where, p.shape, axes)
-    dtype = arguments.compute_dtype(p, q)
-    p, q = p.astype(dtype), q.astype(dtype)
-    if mask is not None:
-        p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
+    p, q, axes, mask = _pair(p, q, axis, where)
     return arguments.in_base(negated(arguments.masked_sum(xlogy(p, q), axes, mask)), base)
 
 
@@ -115,15 +121,7 @@ def kl_divergence(
     References:
       S. Kullback and R. A. Leibler, "On Information and Sufficiency", 1951.
     """
-    p = arguments.probabilities(p, "p")
-    q = arguments.probabilities(q, "q")
-    arguments.require_same_shape(p, q, "p", "q")
-    axes = arguments.normalize_axes(axis, p.ndim)
-    mask = arguments.normalize_where(where, p.shape, axes)
-    dtype = arguments.compute_dtype(p, q)
-    p, q = p.astype(dtype), q.astype(dtype)
-    if mask is not None:
-        p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
+    p, q, axes, mask = _pair(p, q, axis, where)
     return arguments.in_base(arguments.masked_sum(rel_entr(p, q), axes, mask), base)
 
 

@@ -93,13 +93,14 @@ def softmax_cross_entropy(
     opts = arguments.SoftmaxOptions.validate(label_smoothing, z_loss)
     ca = arguments.ClassAxis(logits, axis, where)
     weights = arguments.class_weight_array(class_weights, ca.class_shape)
-    dtype = arguments.compute_dtype(logits, labels)
+    dtype = arguments.compute_dtype(logits, labels, *(() if weights is None else (weights,)))
     z = ca.z.astype(dtype)
     y = ca.layout(labels).astype(dtype)
     # A negative label is not a probability: NaN, unless masked out.
     t = _smooth(ca.clean(jnp.where(y < 0, jnp.nan, y), 0), ca, opts)
     if weights is not None:
-        t = t * ca.along_classes(weights.astype(dtype))
+        # A masked class's weight takes no part, even a NaN one.
+        t = ca.clean(t * ca.along_classes(weights.astype(dtype)), 0)
     loss, lse = softmax_xent(ca.clean(z, 0), t, ca.mask, ca.axis)
     return opts.add_z_loss(loss, lse)
 
@@ -175,7 +176,7 @@ def softmax_cross_entropy_with_integer_labels(
             f"{labels.shape}."
         )
     weights = arguments.class_weight_array(class_weights, ca.class_shape)
-    dtype = arguments.compute_dtype(logits)
+    dtype = arguments.compute_dtype(logits, *(() if weights is None else (weights,)))
     k = ca.num_classes
     row_mask = ca.row_mask
     per_class = ca.mask is not None and row_mask is None
@@ -185,7 +186,7 @@ def softmax_cross_entropy_with_integer_labels(
     status = arguments.label_status(labels, k, ignore_index=opts.ignore_index, row_mask=row_mask)
     w = jnp.ones(labels.shape, dtype)
     if weights is not None:
-        w = weights.astype(dtype)[status.target]
+        w = arguments.gather(weights.astype(dtype), status.target)
     w = jnp.where(status.counted, w, 0)
     w = jnp.where(status.invalid, jnp.nan, w)
 
@@ -204,7 +205,7 @@ def softmax_cross_entropy_with_integer_labels(
     t = (classes == ca.expand(status.target)).astype(dtype)
     t = _smooth(ca.clean(t, 0), ca, opts)
     if weights is not None:
-        t = t * ca.along_classes(weights.astype(dtype))
+        t = ca.clean(t * ca.along_classes(weights.astype(dtype)), 0)
     # The per-example weight carries NaN for an invalid label; 0 rows are masked anyway.
     t = jnp.where(ca.expand(status.invalid), jnp.nan, t)
     z = ca.z.astype(dtype)
@@ -306,8 +307,9 @@ def sigmoid_binary_cross_entropy(
       >>> import jax.numpy as jnp
       >>> import jaxent as je
       >>> z = jnp.array([0.0, jnp.inf, -jnp.inf])
-      >>> print(je.sigmoid_binary_cross_entropy(z, jnp.array([1.0, 1.0, 1.0])))
-      [0.6931472       0.       inf]
+      >>> loss = je.sigmoid_binary_cross_entropy(z, jnp.array([1.0, 1.0, 1.0]))
+      >>> print(", ".join(f"{v:.4f}" for v in loss))
+      0.6931, 0.0000, inf
 
     References:
       D. R. Cox, "The Regression Analysis of Binary Sequences", 1958.

@@ -7,6 +7,8 @@ arrays they emit ``jax.experimental.checkify`` checks, so that a jitted function
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -66,6 +68,7 @@ def check_probabilities(
     """
     p = arguments.as_array(p, "p")
     arguments.require_real(p, "p")
+    atol = arguments.static_float(atol, "atol", 0.0, math.inf, high_open=True)
     axes = arguments.normalize_axes(axis, p.ndim)
     mask = arguments.normalize_where(where, p.shape, axes)
     pf = p.astype(arguments.compute_dtype(p))

@@ -221,7 +221,10 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
         alpha_t, beta_t, gamma_t, lse_t, lt = (x[:, None] for x in tok)
         z, slope, wc = _block_logits(ht, w, b, col0, cfg, dtype)
         cols, col_fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
-        dz = alpha_t * jnp.exp(z - lse_t) - jnp.where(cols == lt, beta_t, 0)
+        # A row with alpha = 0 (skipped, no lse cotangent) has gradient exactly 0, even
+        # where its hidden state holds NaN or inf.
+        p = jnp.where(alpha_t != 0, jnp.exp(z - lse_t), 0)
+        dz = alpha_t * p - jnp.where(cols == lt, beta_t, 0)
         if e:
             dz = dz - gamma_t
         if slope is not None:
@@ -400,9 +403,11 @@ def linear_softmax_cross_entropy(
     return_lse = arguments.static_flag(return_lse, "return_lse")
     cap = None
     if logit_softcap is not None:
-        cap = arguments.static_float(logit_softcap, "logit_softcap", 0.0, math.inf, high_open=True)
-        if cap == 0:
-            raise ValueError("`logit_softcap` must be positive (or None for no cap), got 0.")
+        cap = arguments.static_number(logit_softcap, "logit_softcap")
+        if not cap > 0:
+            raise ValueError(
+                f"`logit_softcap` must be positive (or None for no cap), got {logit_softcap!r}."
+            )
     n = math.prod(labels.shape)
     for name, size in (("chunk_size", chunk_size), ("token_chunk_size", token_chunk_size)):
         if size is not None and (arguments.static_index(size, name) or 0) < 1:
