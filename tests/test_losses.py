@@ -622,13 +622,3 @@ def test_z_loss_gradient_at_huge_finite_logits_is_finite():
         lambda x: je.softmax_cross_entropy_with_integer_labels(x, jnp.array(1), z_loss=1e-4)
     )(z)
     np.testing.assert_allclose(g, [2e34, 2e34, 0.0], rtol=1e-5)
-
-
-def test_class_weights_set_the_compute_dtype():
-    z = jnp.zeros((2, 3), jnp.float32)
-    cw = jnp.ones(3, jnp.float64)
-    assert (
-        je.softmax_cross_entropy_with_integer_labels(z, jnp.array([0, 1]), class_weights=cw).dtype
-        == jnp.float64
-    )
-    assert je.softmax_cross_entropy(z, z, class_weights=cw).dtype == jnp.float64

@@ -93,7 +93,7 @@ def softmax_cross_entropy(
     opts = arguments.SoftmaxOptions.validate(label_smoothing, z_loss)
     ca = arguments.ClassAxis(logits, axis, where)
     weights = arguments.class_weight_array(class_weights, ca.class_shape)
-    dtype = arguments.compute_dtype(logits, labels, *(() if weights is None else (weights,)))
+    dtype = arguments.compute_dtype(logits, labels)
     z = ca.z.astype(dtype)
     y = ca.layout(labels).astype(dtype)
     # A negative label is not a probability: NaN, unless masked out.
@@ -176,7 +176,7 @@ def softmax_cross_entropy_with_integer_labels(
             f"{labels.shape}."
         )
     weights = arguments.class_weight_array(class_weights, ca.class_shape)
-    dtype = arguments.compute_dtype(logits, *(() if weights is None else (weights,)))
+    dtype = arguments.compute_dtype(logits)
     k = ca.num_classes
     row_mask = ca.row_mask
     per_class = ca.mask is not None and row_mask is None
