@@ -22,8 +22,9 @@ import numpy as np
 Axis = int | Sequence[int]
 
 
-def _is_traced(x: object) -> bool:
-    return isinstance(x, jax.core.Tracer)
+def is_traced(*xs: object) -> bool:
+    """Whether any array in ``xs`` (pytrees included) is traced, its value unknown."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(xs))
 
 
 def as_array(x: jax.typing.ArrayLike, name: str) -> jax.Array:
@@ -85,7 +86,7 @@ def require_same_shape(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> 
 
 def _as_index(value: object) -> int | None:
     """``value`` as a Python int if it is an integer (numpy's included, bool excluded)."""
-    if isinstance(value, bool | np.bool_) or _is_traced(value):
+    if isinstance(value, bool | np.bool_) or is_traced(value):
         return None
     try:
         return operator.index(value)  # type: ignore[arg-type]
@@ -189,7 +190,7 @@ def log_base(base: float | None) -> float | None:
 
 def static_number(value: object, name: str) -> float:
     """A static numeric option as a Python float; raises naming ``name`` otherwise."""
-    if _is_traced(value):
+    if is_traced(value):
         raise TypeError(f"`{name}` must be a Python number (it is static), not a traced array.")
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a Python number, got {type(value).__name__} {value!r}.")

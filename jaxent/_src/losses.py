@@ -180,7 +180,7 @@ def softmax_cross_entropy_with_integer_labels(
     k = ca.num_classes
     row_mask = ca.row_mask
     per_class = ca.mask is not None and row_mask is None
-    if ca.mask is not None and row_mask is None:
+    if ca.mask is not None and row_mask is None:  # per_class, spelt out for the type checker
         # A row with no allowed class is excluded as a whole, whatever its label holds.
         row_mask = jnp.any(ca.mask, axis=ca.axis)
     status = arguments.label_status(labels, k, ignore_index=opts.ignore_index, row_mask=row_mask)

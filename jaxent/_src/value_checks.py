@@ -19,10 +19,6 @@ from . import arguments
 _MAX_LISTED = 5
 
 
-def _is_traced(*xs) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
 def _listing(bad: np.ndarray, values: np.ndarray) -> str:
     idx = np.argwhere(bad)
     shown = ", ".join(
@@ -76,7 +72,7 @@ def check_probabilities(
     bad_entry = allowed & ~(jnp.isfinite(pf) & (pf >= 0))
     sums = jnp.sum(jnp.where(allowed, pf, 0), axis=axes)
     bad_sum = ~(jnp.abs(sums - 1) <= atol)
-    if _is_traced(p, mask):
+    if arguments.is_traced(p, mask):
         checkify.check(
             ~jnp.any(bad_entry),
             "`p` has {n} negative or non-finite entries (first at flat index {i})",
@@ -135,7 +131,7 @@ def check_integer_labels(
         raise ValueError(f"`num_classes` must be a positive Python int, got {num_classes!r}.")
     ignore_index = arguments.static_index(ignore_index, "ignore_index")
     bad = arguments.label_status(labels, k, ignore_index=ignore_index).invalid
-    if _is_traced(labels):  # labels' value is unknown: the check goes through checkify
+    if arguments.is_traced(labels):  # labels' value is unknown: the check goes through checkify
         checkify.check(
             ~jnp.any(bad),
             f"`labels` has {{n}} entries outside [0, {num_classes}) "
