@@ -1,0 +1,431 @@
+r"""Reweighted cross-entropies: the focal losses (sigmoid and softmax) and poly-1.
+
+Each is a cross-entropy of ``losses`` with a factor or a term that shifts the weight from
+easy examples to hard ones. They are computed from log-sigmoid and max-shifted log-softmax
+forms in at least float32, with ``jax.custom_jvp`` rules written from the closed-form
+derivatives: values and gradients are finite wherever the mathematics is, at infinite and
+huge logits included, and for every focusing exponent :math:`\gamma \ge 0` (the slope of
+:math:`(1 - p)^\gamma` diverges at :math:`p = 1` for :math:`\gamma < 1`, but the loss's
+derivative in the logits has the finite limit used here). With :math:`\gamma = 0` the
+focal losses are the plain cross-entropies, computed by them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+
+from . import arguments
+from .losses import (
+    _sigmoid_inputs,
+    _smooth,
+    sigmoid_binary_cross_entropy,
+    softmax_cross_entropy,
+    softmax_cross_entropy_with_integer_labels,
+)
+from .numerics import is_zero
+from .softmax import ShiftedLogits
+
+
+def _gamma(gamma: object) -> float:
+    return arguments.static_float(gamma, "gamma", 0.0, math.inf, high_open=True)
+
+
+# Sigmoid focal loss.
+
+
+def _sigmoid_focal_parts(z, y, gamma):
+    """The cross-entropy c, log q with q = 1 - p_t, and the focal factor q^gamma."""
+    sp_neg = jax.nn.softplus(-z)  # -log sigmoid(z)
+    sp_pos = jax.nn.softplus(z)  # -log(1 - sigmoid(z))
+    c = jnp.where(y != 0, y * sp_neg, 0) + jnp.where(y != 1, (1 - y) * sp_pos, 0)
+    # q = y sigmoid(-z) + (1 - y) sigmoid(z), in log space: exact at huge and infinite z.
+    log_q = jnp.logaddexp(jnp.log(y) - sp_pos, jnp.log1p(-y) - sp_neg)
+    return c, log_q, jnp.exp(gamma * log_q), sp_neg, sp_pos
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _sigmoid_focal(z, y, gamma):
+    c, _, f, _, _ = _sigmoid_focal_parts(z, y, gamma)
+    # f = 0 only where c = 0 (a correct prediction at an infinite logit).
+    return f * c
+
+
+def _sigmoid_focal_jvp(gamma, primals, tangents):
+    z, y = primals
+    dz, dy = tangents
+    c, log_q, f, sp_neg, sp_pos = _sigmoid_focal_parts(z, y, gamma)
+    out = f * c
+    dout = jnp.zeros_like(out)
+    p, one_minus_p = jax.nn.sigmoid(z), jax.nn.sigmoid(-z)
+    if not is_zero(dz):
+        # d/dz = f [gamma (1 - 2y) c rho + (p - y)] with rho = p (1 - p) / q in [0, 1]:
+        # 1 / rho = y / p + (1 - y) / (1 - p), each term 0 where its label weight is.
+        inv = jnp.where(y != 0, y / p, 0) + jnp.where(y != 1, (1 - y) / one_minus_p, 0)
+        rho = 1 / inv
+        # c rho -> 0 where rho -> 0 (c may be +inf there, at an infinite logit).
+        c_rho = jnp.where(rho == 0, 0, c * rho)
+        dout = dout + f * (gamma * (1 - 2 * y) * c_rho + (p - y)) * dz
+    if not is_zero(dy):
+        # d/dy = f [gamma (1 - 2p) c / q + softplus(-z) - softplus(z)]; 0 where f = 0
+        # (q = 0: a hard label predicted with certainty at an infinite logit).
+        q = jnp.exp(log_q)
+        slope = gamma * (1 - 2 * p) * jnp.where(c == 0, 0, c / jnp.where(q == 0, 1, q))
+        dout = dout + jnp.where(f == 0, 0, f * (slope + sp_neg - sp_pos)) * dy
+    return out, dout
+
+
+_sigmoid_focal.defjvp(_sigmoid_focal_jvp, symbolic_zeros=True)
+
+
+def sigmoid_focal_loss(
+    logits: jax.typing.ArrayLike,
+    labels: jax.typing.ArrayLike,
+    *,
+    alpha: float | None = None,
+    gamma: float = 2.0,
+) -> jax.Array:
+    r"""Sigmoid focal loss of logits against labels in [0, 1], elementwise.
+
+    With :math:`p = \sigma(z)`, :math:`1 - p_t = y (1 - p) + (1 - y) p` and
+    :math:`\alpha_t = \alpha y + (1 - \alpha)(1 - y)` (1 without ``alpha``):
+
+    .. math::
+        \ell(z, y) = \alpha_t\, (1 - p_t)^\gamma \left[y \operatorname{softplus}(-z)
+        + (1 - y) \operatorname{softplus}(z)\right],
+
+    the bracket being ``sigmoid_binary_cross_entropy``. It is computed in log space
+    (:math:`\log(1 - p_t)` from log-sigmoids), so it is exact at huge logits and never
+    NaN at infinite ones: ``z = +inf`` with ``y = 1`` gives 0 and ``z = -inf`` with
+    ``y = 1`` gives +inf; a term with a zero weight (:math:`\alpha_t = 0`, or a zero label
+    coefficient) is 0. With :math:`\gamma = 0` the value is :math:`\alpha_t` times the
+    sigmoid cross-entropy exactly. For hard labels the gradient in z is
+    :math:`\alpha_t (1 - p_t)^\gamma [\gamma\, p_t \log(p_t)\, (2y - 1) + (p - y)]`,
+    finite for every :math:`\gamma \ge 0` (0 at an infinite logit predicting its label
+    with certainty). A label outside [0, 1] gives NaN, as in the sigmoid cross-entropy.
+
+    ``torchvision.ops.sigmoid_focal_loss(z, y, reduction='none')`` is ``alpha=0.25``
+    (its default; its negative ``alpha`` is ``alpha=None`` here);
+    ``optax.sigmoid_focal_loss(z, y)`` is ``alpha=None`` (its default). Both have
+    ``gamma=2`` as default.
+
+    Args:
+      logits: any shape, floating dtype.
+      labels: targets in [0, 1] (hard or soft), the same shape.
+      alpha: the weight :math:`\alpha \in [0, 1]` of the positive term (static), or None
+        for no weighting.
+      gamma: the focusing exponent :math:`\gamma \ge 0` (static).
+
+    Returns:
+      ``logits``' shape, float32 for half-precision logits (float64 stays float64).
+
+    Raises:
+      TypeError: the logits are not floating, or an option is not a Python number.
+      ValueError: the shapes differ, or ``alpha`` or ``gamma`` is out of range.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> z = jnp.array([2.0, -1.0, jnp.inf, -jnp.inf])
+      >>> loss = je.sigmoid_focal_loss(z, jnp.array([1.0, 1.0, 1.0, 1.0]), alpha=0.25)
+      >>> print(", ".join(f"{v:.4f}" for v in loss))
+      0.0005, 0.1755, 0.0000, inf
+
+    References:
+      T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+    """
+    gamma = _gamma(gamma)
+    a = None if alpha is None else arguments.static_float(alpha, "alpha", 0.0, 1.0, high_open=False)
+    if gamma == 0:
+        loss = sigmoid_binary_cross_entropy(logits, labels)
+        _, y, _ = _sigmoid_inputs(logits, labels, None)
+    else:
+        z, y, _ = _sigmoid_inputs(logits, labels, None)
+        loss = _sigmoid_focal(z, y, gamma)
+    if a is None:
+        return loss
+    alpha_t = a * y + (1 - a) * (1 - y)
+    return jnp.where(alpha_t != 0, alpha_t * loss, 0)
+
+
+# Softmax focal loss with integer labels.
+
+
+def _softmax_focal_parts(z, c, w, mask, axis):
+    sh = ShiftedLogits(z, mask, axis)
+    idx = jnp.expand_dims(c, axis)
+    d_c = jnp.squeeze(jnp.take_along_axis(sh.d, idx, axis=axis), axis)
+    log_s = jnp.squeeze(sh.log_s, axis)
+    nll = jnp.where(log_s == -jnp.inf, jnp.inf, log_s - d_c)  # -log p_c
+    # 1 - p_c as the sum of the other classes' probabilities: exact as p_c -> 1.
+    is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, axis) == idx
+    d_rest = jnp.where(is_c, -jnp.inf, sh.d)
+    log_rest = jnp.log(jnp.sum(jnp.exp(d_rest), axis=axis, keepdims=True))
+    log_u = jnp.squeeze(log_rest, axis) - log_s  # log(1 - p_c)
+    return sh, is_c, d_c, nll, d_rest, log_rest, log_u
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
+def _softmax_focal(z, c, w, mask, axis, gamma):
+    _, _, _, nll, _, _, log_u = _softmax_focal_parts(z, c, w, mask, axis)
+    return jnp.where(w != 0, w * (jnp.exp(gamma * log_u) * nll), 0)
+
+
+def _softmax_focal_jvp(axis, gamma, primals, tangents):
+    z, c, w, mask = primals
+    dz, _, dw, _ = tangents
+    sh, is_c, d_c, nll, d_rest, log_rest, log_u = _softmax_focal_parts(z, c, w, mask, axis)
+    f = jnp.exp(gamma * log_u)  # (1 - p_c)^gamma
+    out = jnp.where(w != 0, w * (f * nll), 0)
+    dout = jnp.zeros_like(out)
+    if not is_zero(dz):
+        # d/dz_j = w f [(p_j - e_cj) + gamma p_c (-log p_c) rho_j] with
+        # rho_j = (p_j - e_cj) / (1 - p_c): the other classes' own softmax, and -1 at the
+        # label (finite as p_c -> 1).
+        r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d_rest - log_rest))
+        rho = jnp.where(is_c, -1, r)
+        p_c = jnp.exp(-nll)
+        p_nll = jnp.where(p_c == 0, 0, p_c * nll)
+        scale = jnp.where(w != 0, w * f, 0)
+        coef = (sh.p - is_c) + jnp.expand_dims(gamma * p_nll, axis) * rho
+        coef = jnp.where(jnp.expand_dims(w != 0, axis), jnp.expand_dims(scale, axis) * coef, 0)
+        dout = dout + jnp.sum(coef * dz, axis=axis)
+    if not is_zero(dw):
+        # d/dw = f (-log p_c); reported as 0 at an excluded (-inf or masked) label logit.
+        dout = dout + jnp.where(d_c == -jnp.inf, 0, f * nll) * dw
+    return out, dout
+
+
+_softmax_focal.defjvp(_softmax_focal_jvp, symbolic_zeros=True)
+
+
+def softmax_focal_loss(
+    logits: jax.typing.ArrayLike,
+    labels: jax.typing.ArrayLike,
+    *,
+    gamma: float = 2.0,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    class_weights: jax.typing.ArrayLike | None = None,
+    ignore_index: int | None = None,
+) -> jax.Array:
+    r"""Softmax focal loss of logits against integer class labels.
+
+    With :math:`p = \operatorname{softmax}(z)` over the classes that ``where`` allows and
+    per-class weights :math:`w` (the focal paper's :math:`\alpha_t`):
+
+    .. math::
+        \ell(z, c) = -w_c\, (1 - p_c)^\gamma \log p_c.
+
+    :math:`1 - p_c` is computed as the sum of the other classes' probabilities, so the
+    factor is exact as :math:`p_c \to 1`. A label on a -inf logit gives +inf; a -inf logit
+    elsewhere gets gradient exactly 0. The gradient in the logits is
+    :math:`w_c (1 - p_c)^\gamma [(p - e_c) + \gamma\, p_c (-\log p_c)\, \rho]`, with
+    :math:`\rho_j = p_j / (1 - p_c)` for :math:`j \ne c` (the other classes' own softmax)
+    and :math:`\rho_c = -1`: finite for every :math:`\gamma \ge 0`, also at
+    :math:`p_c = 1` (a row whose only finite logit is the label's has gradient 0).
+
+    The integer labels mean what they mean in ``softmax_cross_entropy_with_integer_labels``
+    (one rule for both): a label equal to ``ignore_index``, or on a masked-out example,
+    gives 0 with gradient 0 whatever the logits hold; a label naming a class that
+    ``where`` excludes contributes 0; any other label outside ``[0, K)`` gives NaN. Of
+    that loss's options, ``axis``, ``where``, ``class_weights`` and ``ignore_index``
+    apply; ``label_smoothing`` and ``z_loss`` do not: the focal factor is a function of
+    the one labelled class's probability, which a smoothed target does not single out, and
+    a regulariser of the log-normaliser is no part of the focal loss (add
+    ``softmax_cross_entropy_with_integer_labels``' z-loss separately if wanted).
+    With :math:`\gamma = 0` this is that cross-entropy exactly.
+
+    Args:
+      logits: unnormalised log-probabilities, shape ``[..., K, ...]``, floating dtype.
+      labels: integer class indices, ``logits``' shape without ``axis``.
+      gamma: the focusing exponent :math:`\gamma \ge 0` (static).
+      axis: the class axis, or a tuple of axes flattened together as the classes.
+      where: optional boolean mask: broadcastable to ``logits`` (per class) or of
+        ``labels``' shape (whole examples).
+      class_weights: optional per-class weights, shape ``[K]``.
+      ignore_index: a label value marking examples to skip (static), or None.
+
+    Returns:
+      The per-example loss, ``labels``' shape, float32 for half-precision logits.
+
+    Raises:
+      TypeError: the logits are not floating, the labels not integer, ``where`` not
+        boolean, or an option of the wrong type.
+      ValueError: the labels' shape is not the logits' shape without ``axis``, or an
+        option is out of range.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> logits = jnp.log(jnp.array([[0.7, 0.2, 0.1], [0.7, 0.2, 0.1]]))
+      >>> loss = je.softmax_focal_loss(logits, jnp.array([0, 2]), gamma=2.0)
+      >>> print(", ".join(f"{v:.4f}" for v in loss))
+      0.0321, 1.8651
+
+    References:
+      T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+    """
+    gamma = _gamma(gamma)
+    if gamma == 0:
+        return softmax_cross_entropy_with_integer_labels(
+            logits,
+            labels,
+            axis=axis,
+            where=where,
+            class_weights=class_weights,
+            ignore_index=ignore_index,
+        )
+    logits = arguments.as_array(logits, "logits")
+    labels = arguments.as_array(labels, "labels")
+    arguments.require_float(logits, "logits")
+    arguments.require_integer(labels, "labels")
+    opts = arguments.SoftmaxOptions.validate(ignore_index=ignore_index)
+    ca = arguments.ClassAxis(logits, axis, where)
+    if labels.shape != ca.batch_shape:
+        raise ValueError(
+            f"`labels` must have the logits' shape without the class axis: logits.shape="
+            f"{logits.shape} with axis={axis!r} needs labels.shape={ca.batch_shape}, got "
+            f"{labels.shape}."
+        )
+    weights = arguments.class_weight_array(class_weights, ca.class_shape)
+    dtype = arguments.compute_dtype(logits)
+    row_mask = ca.row_mask
+    if ca.mask is not None and row_mask is None:
+        # A row with no allowed class is excluded as a whole, whatever its label holds.
+        row_mask = jnp.any(ca.mask, axis=ca.axis)
+    status = arguments.label_status(
+        labels, ca.num_classes, ignore_index=opts.ignore_index, row_mask=row_mask
+    )
+    counted = status.counted
+    if ca.mask is not None:
+        # A label naming a masked-out class contributes nothing.
+        allowed = jnp.take_along_axis(ca.mask, ca.expand(status.target), axis=ca.axis)
+        counted = counted & jnp.squeeze(allowed, ca.axis)
+    w = jnp.ones(labels.shape, dtype)
+    if weights is not None:
+        w = arguments.gather(weights.astype(dtype), status.target)
+    w = jnp.where(counted, w, 0)
+    w = jnp.where(status.invalid, jnp.nan, w)
+    mask = ca.mask
+    if row_mask is not None or opts.ignore_index is not None:
+        # Skipped rows are read as empty, whatever their logits hold.
+        keep = ca.expand(~status.skipped)
+        mask = jnp.broadcast_to(keep if mask is None else mask & keep, ca.z.shape)
+    return _softmax_focal(ca.z.astype(dtype), status.target, w, mask, ca.axis, gamma)
+
+
+# Poly-1.
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _poly1_term(z, t, mask, axis):
+    """sum_j t_j (1 - p_j) over the allowed classes (``t`` already 0 outside them)."""
+    sh = ShiftedLogits(z, mask, axis)
+    return jnp.sum(jnp.where(t != 0, t * (1 - sh.p), 0), axis=axis)
+
+
+def _poly1_term_jvp(axis, primals, tangents):
+    z, t, mask = primals
+    dz, dt, _ = tangents
+    sh = ShiftedLogits(z, mask, axis)
+    out = jnp.sum(jnp.where(t != 0, t * (1 - sh.p), 0), axis=axis)
+    dout = jnp.zeros_like(out)
+    if not is_zero(dz):
+        # d/dz_k = p_k (sum_j t_j p_j - t_k): exactly 0 at -inf and masked logits.
+        tp = jnp.sum(jnp.where(sh.p != 0, t * sh.p, 0), axis=axis, keepdims=True)
+        coef = jnp.where(sh.p != 0, sh.p * (tp - t), 0)
+        dout = dout + jnp.sum(coef * dz, axis=axis)
+    if not is_zero(dt):
+        slope = 1 - sh.p if mask is None else jnp.where(mask, 1 - sh.p, 0)
+        dout = dout + jnp.sum(slope * dt, axis=axis)
+    return out, dout
+
+
+_poly1_term.defjvp(_poly1_term_jvp, symbolic_zeros=True)
+
+
+def poly1_softmax_cross_entropy(
+    logits: jax.typing.ArrayLike,
+    labels: jax.typing.ArrayLike,
+    *,
+    epsilon: float = 1.0,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    label_smoothing: float = 0.0,
+) -> jax.Array:
+    r"""Poly-1 loss: softmax cross-entropy plus :math:`\epsilon` times its first
+    polynomial term, against probability labels (one-hot or soft).
+
+    With :math:`p = \operatorname{softmax}(z)` over the classes that ``where`` allows and
+    :math:`t = (1 - \epsilon_s)\,y + \epsilon_s / K` the (smoothed) targets:
+
+    .. math::
+        \ell(z, y) = -\sum_{j \in \text{where}} t_j \log p_j
+        + \epsilon \sum_{j \in \text{where}} t_j (1 - p_j),
+
+    which for one-hot labels is :math:`-\log p_c + \epsilon (1 - p_c)`. The first term
+    is ``softmax_cross_entropy`` (its conventions hold: a -inf logit with zero target mass
+    contributes 0 and gets gradient exactly 0; target mass on it gives +inf; a fully
+    masked row gives 0 with gradient 0; a negative label gives NaN). The second term's
+    gradient is :math:`p_k (\sum_j t_j p_j - t_k)`. Of that loss's options, ``axis``,
+    ``where`` and ``label_smoothing`` apply, smoothing both terms (as the PolyLoss
+    authors' code does); class weights and the z-loss are no part of the poly-1 loss and
+    are not offered.
+
+    Without smoothing this equals ``optax.poly_loss_cross_entropy(z, y,
+    epsilon=epsilon)`` (whose default is :math:`\epsilon = 2`, the paper's choice for
+    ImageNet; it is 1 here, the paper's Poly-1 example).
+
+    Args:
+      logits: unnormalised log-probabilities, shape ``[..., K, ...]``, floating dtype.
+      labels: target probabilities, the same shape as ``logits``.
+      epsilon: the coefficient :math:`\epsilon` of the polynomial term, any finite
+        number (static; the paper uses values from -1 to 2).
+      axis: the class axis, or a tuple of axes flattened together as the classes.
+      where: optional boolean mask: broadcastable to ``logits`` (per class) or of the
+        per-example shape (whole rows).
+      label_smoothing: :math:`\epsilon_s \in [0, 1)` (static).
+
+    Returns:
+      The per-example loss, ``logits``' shape without ``axis``, float32 for
+      half-precision logits (float64 stays float64).
+
+    Raises:
+      TypeError: the logits are not floating, ``where`` is not boolean, or an option is
+        not a Python number.
+      ValueError: the shapes differ, ``axis`` is out of range, or an option is out of
+        range.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> logits = jnp.log(jnp.array([0.7, 0.2, 0.1]))
+      >>> y = jnp.array([1.0, 0.0, 0.0])
+      >>> print(f"{je.poly1_softmax_cross_entropy(logits, y, epsilon=1.0):.4f}")
+      0.6567
+
+    References:
+      Z. Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification
+      Loss Functions", ICLR 2022.
+    """
+    ce = softmax_cross_entropy(
+        logits, labels, axis=axis, where=where, label_smoothing=label_smoothing
+    )
+    eps = arguments.static_number(epsilon, "epsilon")
+    if not math.isfinite(eps):
+        raise ValueError(f"`epsilon` must be a finite number, got {epsilon!r}.")
+    if eps == 0:
+        return ce
+    logits = arguments.as_array(logits, "logits")
+    labels = arguments.as_array(labels, "labels")
+    opts = arguments.SoftmaxOptions.validate(label_smoothing)
+    ca = arguments.ClassAxis(logits, axis, where)
+    dtype = arguments.compute_dtype(logits, labels)
+    y = ca.layout(labels).astype(dtype)
+    t = _smooth(ca.clean(jnp.where(y < 0, jnp.nan, y), 0), ca, opts)
+    poly = _poly1_term(ca.clean(ca.z.astype(dtype), 0), t, ca.mask, ca.axis)
+    return ce + eps * poly
