@@ -27,7 +27,14 @@ from jax import lax
 
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
-from .stats import RowStats, grad_coefficients, log_sum_exp, loss_from_stats, merge_max_sum
+from .stats import (
+    GradCoefficients,
+    RowStats,
+    grad_coefficients,
+    log_sum_exp,
+    loss_from_stats,
+    merge_max_sum,
+)
 
 #: Logits per ``[T, C]`` block that the default sizes aim for (16 MiB in float32).
 BLOCK_ELEMENTS = 2**22
@@ -103,6 +110,14 @@ def _slice(x, start, size: int, axis: int):
     return lax.platform_dependent(x, start, cpu=cpu, default=plain)
 
 
+def _filled(shape, value, dtype, *like: jax.Array | None) -> jax.Array:
+    """A constant loop carry, varying over the manual mesh axes that any of ``like`` varies
+    over (inside ``jax.shard_map`` with ``check_vma``), so that the loop's types match."""
+    x = jnp.full(shape, value, dtype)
+    axes = set().union(*(jax.typeof(a).manual_axis_type.varying for a in like if a is not None))
+    return lax.pcast(x, tuple(sorted(axes)), to="varying") if axes else x
+
+
 def _block_logits(ht, w, b, col0, cfg: _Config, dtype):
     """Logits of one block (capped when asked), the raw-to-capped slope, and the chunk."""
     wc = _slice(w, col0, cfg.chunk, axis=1)
@@ -142,7 +157,8 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
             z_sum = z_sum + jnp.sum(z if fresh is None else jnp.where(fresh, z, 0), axis=1)
         return (m, s, z_label, z_sum), None
 
-    init = (jnp.full((t,), -jnp.inf, dtype),) + (jnp.zeros((t,), dtype),) * 3
+    init = (_filled((t,), -jnp.inf, dtype, ht, lt, w, b),)
+    init += (_filled((t,), 0, dtype, ht, lt, w, b),) * 3
     xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
     (m, s, z_label, z_sum), _ = lax.scan(body, init, xs)
     return RowStats(log_sum_exp(m, s), z_label, z_sum)
@@ -206,12 +222,21 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
     weight's chunk and a float32 ``[N, D]`` accumulator for the hidden gradient.
     """
     h, w, b, status, lse = residuals
+    g_loss, g_lse = cotangent if cfg.return_lse else (cotangent, None)
+    coef = grad_coefficients(g_loss, g_lse, lse, status, cfg.opts, w.shape[1])
+    return (*backward(h, w, b, coef, lse, status.target, cfg), None)
+
+
+def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
+    """The gradients of ``h``, ``w`` and ``b`` for per-token coefficients ``coef``.
+
+    ``target`` holds each token's label as a column of ``w`` (any other value, such as a
+    label held by another vocabulary shard, marks no column).
+    """
     n, vocab = h.shape[0], w.shape[1]
     dtype = lse.dtype
     e = cfg.opts.label_smoothing
-    g_loss, g_lse = cotangent if cfg.return_lse else (cotangent, None)
-    coef = grad_coefficients(g_loss, g_lse, lse, status, cfg.opts, vocab)
-    per_token = (*coef, lse, status.target)
+    per_token = (*coef, lse, target)
     # Half-precision inputs multiply dz rounded to their dtype, accumulating in float32.
     dz_dtype = jnp.promote_types(h.dtype, w.dtype)
     tiles = _count(n, cfg.tile)
@@ -258,7 +283,12 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
                 dbc = dbc + jnp.sum(dz, axis=0, dtype=dtype)
                 return (dh, dwc, dbc), None
 
-            init = (dh, jnp.zeros((h.shape[1], cfg.chunk), dtype), jnp.zeros(cfg.chunk, dtype))
+            like = (h, w, b, *per_token)
+            init = (
+                dh,
+                _filled((h.shape[1], cfg.chunk), 0, dtype, *like),
+                _filled((cfg.chunk,), 0, dtype, *like),
+            )
             xs = jnp.arange(tiles, dtype=jnp.int32)
             (dh, dwc, dbc), _ = lax.scan(tile_step, init, xs)
         dw = lax.dynamic_update_slice_in_dim(dw, dwc.astype(w.dtype), col0, axis=1)
@@ -269,14 +299,15 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
     # The last chunk may overlap the one before it; its already-covered columns get a zero
     # gradient in dz, and writing them again would erase the earlier chunk's values, so
     # the chunks run from last to first: each column's final write is its first chunk's.
+    like = (h, w, b, *per_token)
     init = (
-        jnp.zeros((n, h.shape[1]), dtype),
-        jnp.zeros(w.shape, w.dtype),
-        None if b is None else jnp.zeros(b.shape, b.dtype),
+        _filled((n, h.shape[1]), 0, dtype, *like),
+        _filled(w.shape, 0, w.dtype, *like),
+        None if b is None else _filled(b.shape, 0, b.dtype, *like),
     )
     xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
     (dh, dw, db), _ = lax.scan(chunk_step, init, xs, reverse=True)
-    return dh.astype(h.dtype), dw, db, None
+    return dh.astype(h.dtype), dw, db
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)
@@ -375,6 +406,77 @@ def linear_softmax_cross_entropy(
       E. Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models", 2025.
       M. Milakov and N. Gimelshein, "Online normalizer calculation for softmax", 2018.
     """
+    args = prepare(
+        hidden,
+        weight,
+        labels,
+        bias=bias,
+        chunk_size=chunk_size,
+        token_chunk_size=token_chunk_size,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        logit_softcap=logit_softcap,
+        where=where,
+        return_lse=return_lse,
+    )
+    labels, cfg, n, d = args.labels, args.cfg, args.num_tokens, args.hidden.shape[-1]
+    status = arguments.label_status(
+        labels, args.weight.shape[1], ignore_index=cfg.opts.ignore_index, row_mask=args.where
+    )
+    if n == 0:
+        empty = jnp.zeros(labels.shape, args.dtype)
+        return (empty, empty) if return_lse else empty
+
+    def run(hidden, weight, bias, status):
+        flat = LabelStatus(*(x.reshape(n) for x in status))
+        out = _fused(hidden.reshape(n, d), weight, bias, flat, cfg)
+        if cfg.return_lse:
+            return out[0].reshape(labels.shape), out[1].reshape(labels.shape)
+        return out.reshape(labels.shape)
+
+    explicit = jax.sharding.get_abstract_mesh().explicit_axes
+    if explicit:
+        # Sharding-typed arrays (Explicit mesh axes) reject the flattening of sharded token
+        # axes, the loops' replicated carries and the tiles' dynamic slices: stream with
+        # those axes Auto, the per-token outputs sharded like hidden's token axes.
+        spec = jax.sharding.PartitionSpec(*jax.typeof(args.hidden).sharding.spec[:-1])
+        run = jax.sharding.auto_axes(
+            run, axes=explicit, out_sharding=(spec, spec) if cfg.return_lse else spec
+        )
+    return run(args.hidden, args.weight, args.bias, status)
+
+
+class Arguments(NamedTuple):
+    """The validated arguments of a streaming loss, and its static configuration."""
+
+    hidden: jax.Array
+    weight: jax.Array
+    labels: jax.Array
+    bias: jax.Array | None
+    where: jax.Array | None
+    cfg: _Config
+    num_tokens: int
+    dtype: jnp.dtype
+
+
+def prepare(
+    hidden,
+    weight,
+    labels,
+    *,
+    bias,
+    chunk_size,
+    token_chunk_size,
+    ignore_index,
+    label_smoothing,
+    z_loss,
+    logit_softcap,
+    where,
+    return_lse,
+) -> Arguments:
+    """Checks the arguments of ``linear_softmax_cross_entropy`` (static facts only) and
+    picks the block sizes; ``weight`` may be one shard of the vocabulary."""
     hidden = arguments.as_array(hidden, "hidden")
     weight = arguments.as_array(weight, "weight")
     labels = arguments.as_array(labels, "labels")
@@ -425,29 +527,6 @@ def linear_softmax_cross_entropy(
                 f"got {mask.shape}."
             )
         row_mask = mask
-    status = arguments.label_status(
-        labels, vocab, ignore_index=opts.ignore_index, row_mask=row_mask
-    )
-    if n == 0:
-        dtype = arguments.compute_dtype(*(x for x in (hidden, weight, bias) if x is not None))
-        empty = jnp.zeros(labels.shape, dtype)
-        return (empty, empty) if return_lse else empty
+    dtype = arguments.compute_dtype(*(x for x in (hidden, weight, bias) if x is not None))
     cfg = _Config(chunk, tile, opts, cap, return_lse)
-
-    def run(hidden, weight, bias, status):
-        flat = LabelStatus(*(x.reshape(n) for x in status))
-        out = _fused(hidden.reshape(n, d), weight, bias, flat, cfg)
-        if return_lse:
-            return out[0].reshape(labels.shape), out[1].reshape(labels.shape)
-        return out.reshape(labels.shape)
-
-    explicit = jax.sharding.get_abstract_mesh().explicit_axes
-    if explicit:
-        # Sharding-typed arrays (Explicit mesh axes) reject the flattening of sharded token
-        # axes, the loops' replicated carries and the tiles' dynamic slices: stream with
-        # those axes Auto, the per-token outputs sharded like hidden's token axes.
-        spec = jax.sharding.PartitionSpec(*jax.typeof(hidden).sharding.spec[:-1])
-        run = jax.sharding.auto_axes(
-            run, axes=explicit, out_sharding=(spec, spec) if return_lse else spec
-        )
-    return run(hidden, weight, bias, status)
+    return Arguments(hidden, weight, labels, bias, row_mask, cfg, n, dtype)
