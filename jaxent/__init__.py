@@ -1,5 +1,6 @@
 """jaxent: differentiable information-theory measures and cross-entropy losses for JAX."""
 
+from . import parallel as parallel
 from ._src.divergences import cross_entropy as cross_entropy
 from ._src.divergences import kl_divergence as kl_divergence
 from ._src.divergences import kl_divergence_from_logits as kl_divergence_from_logits
@@ -56,6 +57,7 @@ __all__ = [
     "mutual_information",
     "mutual_information_from_logits",
     "normalized_mutual_information",
+    "parallel",
     "perplexity",
     "poly1_softmax_cross_entropy",
     "self_information",

@@ -164,7 +164,7 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
     return RowStats(log_sum_exp(m, s), z_label, z_sum)
 
 
-def _forward(h, w, b, labels, cfg: _Config):
+def forward(h, w, b, labels, cfg: _Config):
     """Per-token log-sum-exp, label logit and logit sum, tile by tile."""
     n = h.shape[0]
     dtype = arguments.compute_dtype(h, w) if b is None else arguments.compute_dtype(h, w, b)
@@ -186,7 +186,7 @@ def _forward(h, w, b, labels, cfg: _Config):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _fused(h, w, b, status: LabelStatus, cfg: _Config):
-    stats = _forward(h, w, b, status.target, cfg)
+    stats = forward(h, w, b, status.target, cfg)
     loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
     # One [2, N] output, not a pair: under vmap the pair's lse would be unbatched when
     # only the labels or the mask are, and its summed cotangent would then reach every
@@ -195,7 +195,7 @@ def _fused(h, w, b, status: LabelStatus, cfg: _Config):
 
 
 def _fused_fwd(h, w, b, status: LabelStatus, cfg: _Config):
-    stats = _forward(h, w, b, status.target, cfg)
+    stats = forward(h, w, b, status.target, cfg)
     loss = loss_from_stats(stats, status, cfg.opts, w.shape[1])
     out = jnp.stack([loss, stats.lse]) if cfg.return_lse else loss
     return out, (h, w, b, status, stats.lse)
