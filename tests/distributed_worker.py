@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, NamedSharding
@@ -78,103 +77,211 @@ def assert_close(got: Any, want: Any, what: str) -> None:
         np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=err_msg)
 
 
-def mesh(shape: tuple[int, ...], axis_type: AxisType) -> jax.sharding.Mesh:
-    """A mesh over the 8 devices of both processes: ``("data",)`` if 1-D, else
-    ``("data", "model")`` with ``data`` across the processes and ``model`` within each."""
-    names = ("data", "model")[: len(shape)]
+def mesh(shape: tuple[int, ...], names: tuple[str, ...], axis_type: AxisType):
+    """A mesh over the 8 devices of both processes: with shape (2, 4), the first axis runs
+    across the processes and the second within each."""
     return jax.make_mesh(shape, names, axis_types=(axis_type,) * len(shape))
+
+
+Call = tuple[Callable[[dict[str, jax.Array]], Any], tuple[str, ...]]
+
+
+def values_and_grads(calls: dict[str, Call], x: dict[str, jax.Array]) -> dict[str, Any]:
+    """Each call's per-token values and the gradient of their sum in the inputs it names.
+
+    A call returning ``(loss, lse)`` is differentiated through ``sum(loss + 0.1 lse**2)``.
+    """
+    out = {}
+    for name, (fn, keys) in calls.items():
+
+        def total(diff, fn=fn):
+            r = fn({**x, **diff})
+            return (r[0] + 0.1 * r[1] ** 2 if isinstance(r, tuple) else r).sum(), r
+
+        (_, values), grads = jax.value_and_grad(total, has_aux=True)({k: x[k] for k in keys})
+        out[name] = (values, grads)
+    return out
+
+
+N, D, V = 32, 16, 64
+OPTIONS = {"ignore_index": IGNORE, "label_smoothing": 0.1, "z_loss": 1e-3}
+FUSED = {**OPTIONS, "logit_softcap": 8.0, "return_lse": True}
+
+
+def inputs() -> dict[str, np.ndarray]:
+    """Tokens with labels (one ignored, one invalid but masked out), logits with a -inf and
+    NaN at masked-out classes, hidden states and a head."""
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    labels = rng.integers(0, V, N)
+    labels[3], labels[10] = IGNORE, -1
+    rows = np.arange(N) % 5 != 0
+    z = rng.normal(size=(N, V))
+    z[2, (labels[2] + 1) % V] = -np.inf
+    classes = rng.random((N, V)) < 0.8
+    classes[:, 0] = True
+    t = rng.random((N, V)) + 0.1
+    return {
+        "z": z.astype(f32),
+        "zm": np.where(classes, z, np.nan).astype(f32),
+        "q": rng.normal(size=(N, V)).astype(f32),
+        "t": (t / t.sum(1, keepdims=True)).astype(f32),
+        "y": labels.astype(np.int32),
+        "rows": rows,
+        "classes": classes,
+        "cw": rng.random(V).astype(f32) + 0.5,
+        "h": rng.normal(size=(N, D)).astype(f32),
+        "w": (rng.normal(size=(D, V)) / 4).astype(f32),
+        "b": rng.normal(size=(V,)).astype(f32),
+    }
 
 
 # --- plain: the public functions under jit, inputs sharded over tokens ----------------------
 
-N, K, D, V = 32, 24, 16, 40
-
-
-def plain_inputs() -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(0)
-    t = rng.random((N, K)) + 0.1
-    labels = rng.integers(0, K, N)
-    labels[3] = IGNORE
-    tokens = rng.integers(0, V, N)
-    tokens[5] = IGNORE
-    f32 = np.float32
-    return {
-        "z": rng.normal(size=(N, K)).astype(f32),
-        "q": rng.normal(size=(N, K)).astype(f32),
-        "t": (t / t.sum(1, keepdims=True)).astype(f32),
-        "y": labels.astype(np.int32),
-        "rows": np.arange(N) % 5 != 0,
-        "h": rng.normal(size=(N, D)).astype(f32),
-        "w": (rng.normal(size=(D, V)) / 4).astype(f32),
-        "b": rng.normal(size=(V,)).astype(f32),
-        "tok": tokens.astype(np.int32),
-    }
-
-
-def plain_losses(x: dict[str, jax.Array]) -> dict[str, Any]:
-    """Per-token values and gradients of every loss family, in one computation."""
-    classes = jnp.arange(K, dtype=jnp.float32)
-
-    def head(h, w, b):
-        return je.linear_softmax_cross_entropy(
-            h,
-            w,
-            x["tok"],
-            bias=b,
-            where=x["rows"],
-            ignore_index=IGNORE,
-            label_smoothing=0.1,
-            z_loss=1e-3,
-            logit_softcap=8.0,
-            chunk_size=16,
-            token_chunk_size=3,
-        )
-
-    on_logits: dict[str, Callable[[jax.Array], jax.Array]] = {
-        "integer": lambda z: je.softmax_cross_entropy_with_integer_labels(
-            z,
-            x["y"],
-            where=x["rows"],
-            ignore_index=IGNORE,
-            label_smoothing=0.1,
-            z_loss=1e-3,
-            class_weights=classes,
+PLAIN: dict[str, Call] = {
+    "integer": (
+        lambda x: je.softmax_cross_entropy_with_integer_labels(
+            x["z"], x["y"], where=x["rows"], class_weights=x["cw"], **OPTIONS
         ),
-        "soft": lambda z: je.softmax_cross_entropy(z, x["t"], class_weights=classes),
-        "entropy": lambda z: je.entropy_from_logits(z, base=2),
-        "kl": lambda z: je.kl_divergence_from_logits(z, x["q"]),
-    }
-    out: dict[str, Any] = {}
-    for name, f in on_logits.items():
-        out[name] = (f(x["z"]), jax.grad(lambda z, f=f: f(z).sum())(x["z"]))
-    args = (x["h"], x["w"], x["b"])
-    out["linear"] = (head(*args), jax.grad(lambda *a: head(*a).sum(), (0, 1, 2))(*args))
-    return out
+        ("z",),
+    ),
+    "soft": (lambda x: je.softmax_cross_entropy(x["z"], x["t"], class_weights=x["cw"]), ("z",)),
+    "entropy": (lambda x: je.entropy_from_logits(x["zm"], where=x["classes"], base=2), ("zm",)),
+    "kl": (lambda x: je.kl_divergence_from_logits(x["z"], x["q"]), ("z", "q")),
+    "linear": (
+        lambda x: je.linear_softmax_cross_entropy(
+            x["h"], x["w"], x["y"], bias=x["b"], where=x["rows"], **FUSED
+        ),
+        ("h", "w", "b"),
+    ),
+}
 
 
 def check_plain() -> None:
-    inputs = plain_inputs()
-    want = on_one_device(plain_losses, inputs)
+    arrays = inputs()
+    want = on_one_device(lambda x: values_and_grads(PLAIN, x), arrays)
     configs = [
         ((8,), AxisType.Explicit, "data"),
         ((2, 4), AxisType.Explicit, "data"),
         ((2, 4), AxisType.Auto, ("data", "model")),
     ]
     for shape, axis_type, tokens in configs:
-        m = mesh(shape, axis_type)
+        m = mesh(shape, ("data", "model")[: len(shape)], axis_type)
         what = f"plain, mesh {shape} {axis_type.name}, tokens over {tokens}"
-        shardings = {k: NamedSharding(m, P() if k in ("w", "b") else P(tokens)) for k in inputs}
+        replicated = ("cw", "w", "b")
+        shardings = {k: NamedSharding(m, P() if k in replicated else P(tokens)) for k in arrays}
         with jax.set_mesh(m):
-            x = {k: put(v, shardings[k]) for k, v in inputs.items()}
-            got = jax.jit(plain_losses)(x)
+            x = {k: put(v, shardings[k]) for k, v in arrays.items()}
+            got = jax.jit(lambda x: values_and_grads(PLAIN, x))(x)
         if axis_type == AxisType.Explicit:
             # Explicit axes: the gradients come back sharded like their inputs.
-            for key, g in (("z", got["integer"][1]), ("h", got["linear"][1][0])):
+            for name, key in (("integer", "z"), ("linear", "h"), ("linear", "w")):
+                g = got[name][1][key]
                 assert g.sharding.is_equivalent_to(shardings[key], g.ndim), (what, g.sharding)
         assert_close(gather(got), want, what)
 
 
-CHECKS = {"plain": check_plain}
+# --- parallel: jaxent.parallel in shard_map, the vocabulary split over devices ---------------
+
+#: The single-device functions that the vocabulary-parallel ones must equal.
+REFERENCE: dict[str, Call] = {
+    "integer": PLAIN["integer"],
+    "per_class": (
+        lambda x: je.softmax_cross_entropy_with_integer_labels(
+            x["zm"], x["y"], where=x["classes"], label_smoothing=0.1
+        ),
+        ("zm",),
+    ),
+    "entropy": (lambda x: je.entropy_from_logits(x["z"], where=x["rows"], base=2), ("z",)),
+    "kl": (
+        lambda x: je.kl_divergence_from_logits(x["zm"], x["q"], where=x["classes"], base=10),
+        ("zm", "q"),
+    ),
+    "linear": PLAIN["linear"],
+}
+
+
+def parallel_calls(m, tokens, vocab) -> dict[str, Call]:
+    """``REFERENCE``'s calls through ``jaxent.parallel`` on the mesh ``m``: tokens split over
+    ``tokens`` (or not, None), classes over ``vocab``."""
+    kw = {"axis_name": vocab}
+    row, block, cols = P(tokens), P(tokens, vocab), P(vocab)
+
+    def smap(f, *in_specs):
+        return jax.shard_map(f, mesh=m, in_specs=in_specs, out_specs=row)
+
+    def fused(h, w, y, b, rows):
+        return je.parallel.vocab_parallel_linear_softmax_cross_entropy(
+            h, w, y, bias=b, where=rows, chunk_size=3, token_chunk_size=5, **kw, **FUSED
+        )
+
+    integer = smap(
+        lambda z, y, rows, cw: je.parallel.vocab_parallel_softmax_cross_entropy(
+            z, y, where=rows, class_weights=cw, **kw, **OPTIONS
+        ),
+        *(block, row, row, cols),
+    )
+    per_class = smap(
+        lambda z, y, c: je.parallel.vocab_parallel_softmax_cross_entropy(
+            z, y, where=c, label_smoothing=0.1, **kw
+        ),
+        *(block, row, block),
+    )
+    entropy = smap(
+        lambda z, rows: je.parallel.vocab_parallel_entropy_from_logits(z, where=rows, base=2, **kw),
+        *(block, row),
+    )
+    kl = smap(
+        lambda a, b, c: je.parallel.vocab_parallel_kl_divergence_from_logits(
+            a, b, where=c, base=10, **kw
+        ),
+        *(block, block, block),
+    )
+    linear = jax.shard_map(
+        fused,
+        mesh=m,
+        in_specs=(P(tokens, None), P(None, vocab), row, cols, row),
+        out_specs=(row, row),
+    )
+    calls = {
+        "integer": lambda x: integer(x["z"], x["y"], x["rows"], x["cw"]),
+        "per_class": lambda x: per_class(x["zm"], x["y"], x["classes"]),
+        "entropy": lambda x: entropy(x["z"], x["rows"]),
+        "kl": lambda x: kl(x["zm"], x["q"], x["classes"]),
+        "linear": lambda x: linear(x["h"], x["w"], x["y"], x["b"], x["rows"]),
+    }
+    return {name: (calls[name], keys) for name, (_, keys) in REFERENCE.items()}
+
+
+def check_parallel() -> None:
+    arrays = inputs()
+    want = on_one_device(lambda x: values_and_grads(REFERENCE, x), arrays)
+    configs = [
+        ((8,), ("model",), AxisType.Explicit, None, "model"),
+        ((2, 4), ("data", "model"), AxisType.Auto, "data", "model"),
+        ((2, 4), ("data", "model"), AxisType.Explicit, None, ("data", "model")),
+    ]
+    for shape, names, axis_type, tokens, vocab in configs:
+        m = mesh(shape, names, axis_type)
+        what = f"parallel, mesh {shape} {axis_type.name}, tokens over {tokens}, classes {vocab}"
+        specs = {
+            "z": P(tokens, vocab),
+            "zm": P(tokens, vocab),
+            "q": P(tokens, vocab),
+            "classes": P(tokens, vocab),
+            "t": P(tokens, vocab),
+            "cw": P(vocab),
+            "b": P(vocab),
+            "w": P(None, vocab),
+        }
+        with jax.set_mesh(m):
+            x = {k: put(v, NamedSharding(m, specs.get(k, P(tokens)))) for k, v in arrays.items()}
+            calls = parallel_calls(m, tokens, vocab)
+            got = jax.jit(lambda x, calls=calls: values_and_grads(calls, x))(x)
+        assert_close(gather(got), want, what)
+
+
+CHECKS = {"plain": check_plain, "parallel": check_parallel}
 
 
 def main(argv: list[str]) -> None:

@@ -63,7 +63,7 @@ def run_pair(check: str, folder: pathlib.Path) -> list[tuple[int | None, str]]:
     return [(p.returncode, log.read_text()) for p, log in zip(procs, logs, strict=True)]
 
 
-@pytest.mark.parametrize("check", ["plain"])
+@pytest.mark.parametrize("check", ["plain", "parallel"])
 def test_two_processes_equal_one_device(check, tmp_path):
     results = run_pair(check, tmp_path)
     report = "\n".join(
