@@ -1,0 +1,184 @@
+"""What a compiled sharded computation communicates: its collectives, read from the HLO.
+
+``collectives(compiled)`` lists every collective operation (all-reduce, all-gather,
+reduce-scatter, all-to-all, collective-permute, and their asynchronous ``-start`` forms) in
+the optimised, partitioned HLO of a ``jax.jit(...).lower(...).compile()`` result, with the
+bytes of its operands and of its result on one device: the shapes times the dtype sizes.
+These are the buffers a collective reads and fills, not a count of bytes on a wire (a ring
+all-reduce of B bytes over n devices sends about 2 B (n - 1) / n of them). A collective in
+the body of a loop is marked: its bytes are counted once, though it runs once per trip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from typing import Any
+
+OPS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
+
+_BYTES = {
+    "pred": 1,
+    "s8": 1,
+    "u8": 1,
+    "s16": 2,
+    "u16": 2,
+    "f16": 2,
+    "bf16": 2,
+    "s32": 4,
+    "u32": 4,
+    "f32": 4,
+    "s64": 8,
+    "u64": 8,
+    "f64": 8,
+    "c64": 8,
+    "c128": 16,
+}
+_ARRAY = re.compile(r"\b([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
+_INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*")
+_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%([\w.\-]+)\s")
+_CALLED = re.compile(
+    r"\b(?:body|condition|calls|to_apply|branch_computations)=(\{[^}]*\}|%[\w.\-]+)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Collective:
+    """One collective operation of a compiled computation, seen from one device.
+
+    Attributes:
+      op: the operation, e.g. "all-reduce" (an asynchronous pair counts once, as its op).
+      name: the HLO instruction's name.
+      shapes: the result's array types, e.g. ``("f32[128,64]",)``.
+      operand_bytes: bytes of the operands on one device.
+      result_bytes: bytes of the result on one device.
+      in_loop: whether it sits in the body of a loop (its bytes then count once per trip).
+    """
+
+    op: str
+    name: str
+    shapes: tuple[str, ...]
+    operand_bytes: int
+    result_bytes: int
+    in_loop: bool
+
+    @property
+    def largest_bytes(self) -> int:
+        """The larger of operand and result bytes: the biggest buffer it touches."""
+        return max(self.operand_bytes, self.result_bytes)
+
+
+def _arrays(type_text: str) -> list[tuple[str, int]]:
+    """The array types in an HLO type (an array or a tuple) and their element counts."""
+    out = []
+    for dtype, dims in _ARRAY.findall(type_text):
+        count = 1
+        for d in filter(None, dims.split(",")):
+            count *= int(d)
+        out.append((f"{dtype}[{dims}]", count * _BYTES.get(dtype, 1)))
+    return out
+
+
+def _split_type(rest: str) -> tuple[str, str]:
+    """Splits ``TYPE opcode(operands), attributes`` after the ``=`` of an instruction."""
+    if rest.startswith("("):
+        depth = 0
+        for i, ch in enumerate(rest):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0:
+                return rest[: i + 1], rest[i + 1 :].lstrip()
+    head, _, tail = rest.partition(" ")
+    return head, tail
+
+
+def _operands(call: str) -> list[str]:
+    """The operand names of ``opcode(%a, %b), ...``."""
+    depth, end = 0, len(call)
+    for i, ch in enumerate(call):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch == ")":
+            end = i
+            break
+    return re.findall(r"%([\w.\-]+)", call[:end])
+
+
+def hlo_text(compiled: Any) -> str:
+    """The optimised HLO of a compiled computation (or the text itself)."""
+    return compiled if isinstance(compiled, str) else compiled.as_text()
+
+
+def collectives(compiled: Any) -> list[Collective]:
+    """Every collective of ``compiled`` (a ``jax.stages.Compiled`` or its HLO text)."""
+    text = hlo_text(compiled)
+    types: dict[str, str] = {}
+    parsed = []  # (computation, name, type, opcode, operands)
+    calls: dict[str, set[str]] = {}
+    loop_roots: set[str] = set()
+    computation = ""
+    for line in text.splitlines():
+        m = _INSTRUCTION.match(line)
+        if m is None:
+            c = _COMPUTATION.match(line)
+            if c is not None:
+                computation = c.group(1)
+            continue
+        name = m.group(1)
+        type_text, rest = _split_type(line[m.end() :])
+        types[name] = type_text
+        opcode = rest.split("(", 1)[0].strip()
+        for group in _CALLED.findall(rest):
+            called = set(re.findall(r"%?([\w.\-]+)", group))
+            calls.setdefault(computation, set()).update(called)
+            if opcode == "while":
+                loop_roots.update(called)
+        parsed.append((computation, name, type_text, opcode, _operands(rest[len(opcode) :])))
+
+    in_loop = set()
+    todo = list(loop_roots)
+    while todo:
+        c = todo.pop()
+        if c not in in_loop:
+            in_loop.add(c)
+            todo.extend(calls.get(c, ()))
+
+    done_of = {
+        operands[0]: name
+        for _, name, _, opcode, operands in parsed
+        if opcode.endswith("-done") and operands
+    }
+    found = []
+    for comp, name, type_text, opcode, operands in parsed:
+        op = opcode.removesuffix("-start")
+        if op not in OPS:
+            continue
+        operand_bytes = sum(b for o in operands for _, b in _arrays(types.get(o, "")))
+        result_type = types[done_of[name]] if opcode.endswith("-start") else type_text
+        result = _arrays(result_type)
+        found.append(
+            Collective(
+                op=op,
+                name=name,
+                shapes=tuple(s for s, _ in result),
+                operand_bytes=operand_bytes,
+                result_bytes=sum(b for _, b in result),
+                in_loop=comp in in_loop,
+            )
+        )
+    return found
+
+
+def total_bytes(found: Iterable[Collective]) -> int:
+    """The summed largest buffer of each collective: the tables' "comm bytes"."""
+    return sum(c.largest_bytes for c in found)
+
+
+def describe(found: Iterable[Collective]) -> list[str]:
+    """One line per collective: op, shapes, operand and result bytes, loop mark."""
+    return [
+        f"{c.op:<18} {' '.join(c.shapes):<28} operand {c.operand_bytes:>10,d} B  "
+        f"result {c.result_bytes:>10,d} B{'  (in a loop)' if c.in_loop else ''}"
+        for c in found
+    ]
