@@ -47,7 +47,8 @@ napoleon_use_rtype = False
 
 html_theme = "furo"
 html_title = f"jaxent {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_favicon = "_static/favicon.svg"
 html_show_sourcelink = False
 html_copy_source = False
 html_last_updated_fmt = None

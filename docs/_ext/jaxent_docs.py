@@ -176,7 +176,7 @@ def write_example_page(run: ExampleRun, script: pathlib.Path) -> None:
         "",
         f"``examples/{script.name}``",
         "",
-        body,
+        body.replace("|", "\\|"),  # the scripts' docstrings are plain text: no substitutions
         "",
         "Output",
         "------",
