@@ -11,6 +11,7 @@ that their target is stated against (a fresh ``jnp.copy`` of the logits, or a ro
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,6 +21,8 @@ import numpy as np
 import optax
 import scipy.special
 import scipy.stats
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import jaxent as je
 from jaxent._src.vocab import dense_linear_softmax_cross_entropy
@@ -378,6 +381,84 @@ def fused(shapes, quick: bool) -> Iterator[Case]:
         )
 
 
+def _parallel_configs(quick: bool) -> list[tuple[str, int, tuple[int, ...]]]:
+    """(case, model devices, shape) of the ``parallel`` group: V grows at 8 devices, then
+    the device count grows at one V. Shapes: ``xent`` [N, V], ``linear`` [N, D, V]."""
+    if quick:
+        return [("xent", 8, (64, 1024)), ("linear", 8, (64, 32, 1024))]
+    xent = [(8, v) for v in (8192, 32768, 131072)] + [(n, 32768) for n in (2, 4)]
+    linear = [(8, v) for v in (8192, 32768)] + [(n, 32768) for n in (2, 4)]
+    return [("xent", n, (256, v)) for n, v in xent] + [
+        ("linear", n, (256, 128, v)) for n, v in linear
+    ]
+
+
+def _constrain(x: jax.Array, sharding: NamedSharding) -> jax.Array:
+    return jax.lax.with_sharding_constraint(x, sharding)
+
+
+def parallel(shapes, quick: bool) -> Iterator[Case]:
+    """Vocabulary-parallel losses against all-gathering the logits, on a ``model`` mesh axis.
+
+    Needs as many devices as the largest mesh (8): ``python -m benchmarks.parallel`` starts
+    JAX with 8 simulated CPU devices. The vocabulary is split over n devices; tokens and
+    labels are replicated. ``gathered`` all-gathers the logits (a sharding constraint to
+    replicated) and applies jaxent's single-device loss: the reference. ``parallel`` is
+    ``jaxent.parallel.vocab_parallel_softmax_cross_entropy`` inside ``shard_map``; for the
+    ``linear`` case (hidden states times a weight split over the vocabulary)
+    ``parallel_logits`` applies it to this device's ``[N, V/n]`` logits block and
+    ``parallel_fused`` is ``vocab_parallel_linear_softmax_cross_entropy``, which never forms
+    it. Value and gradient of the summed loss (in the logits, or in hidden and weight).
+    """
+    vp = je.parallel
+    for case, n, shape in _parallel_configs(quick):
+        mesh = jax.make_mesh((n,), ("model",), (AxisType.Auto,), devices=jax.devices()[:n])
+        whole, split = NamedSharding(mesh, P()), NamedSharding(mesh, P(None, "model"))
+        labels = jax.device_put(_int_labels((shape[0], shape[-1])), whole)
+
+        def smap(f, *in_specs, mesh=mesh):
+            return jax.shard_map(f, mesh=mesh, in_specs=in_specs, out_specs=P())
+
+        def gathered(z, y, whole=whole):
+            return je.softmax_cross_entropy_with_integer_labels(_constrain(z, whole), y)
+
+        def on_logits(z, y):
+            return vp.vocab_parallel_softmax_cross_entropy(z, y, axis_name="model")
+
+        if case == "xent":
+            args = (jax.device_put(_logits(0, shape, "float32"), split), labels)
+            impls = [("gathered", gathered), ("parallel", smap(on_logits, P(None, "model"), P()))]
+            argnums: int | tuple[int, ...] = 0
+            data_bytes = int(args[0].nbytes)
+        else:
+            _, d, v = shape
+            hidden = jax.device_put(_logits(0, shape[:2], "float32"), whole)
+            weight = jax.random.normal(jax.random.key(1), (d, v)) / np.sqrt(d)
+            args = (hidden, jax.device_put(weight, split), labels)
+            fused = functools.partial(
+                vp.vocab_parallel_linear_softmax_cross_entropy, axis_name="model"
+            )
+            impls = [
+                ("gathered", lambda h, w, y, g=gathered, s=split: g(_constrain(h @ w, s), y)),
+                (
+                    "parallel_logits",
+                    smap(lambda h, w, y: on_logits(h @ w, y), P(), P(None, "model"), P()),
+                ),
+                ("parallel_fused", smap(fused, P(), P(None, "model"), P())),
+            ]
+            argnums = (0, 1)
+            data_bytes = int(hidden.nbytes + weight.nbytes)
+        yield Case(
+            "parallel",
+            case,
+            (n, *shape),
+            "float32",
+            [Variant(name, _value_and_grad(f, argnums), args) for name, f in impls],
+            note="shape: model devices n, tokens N, (features D,) vocabulary V; ratios to gathered",
+            data_bytes=data_bytes,
+        )
+
+
 BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "limits": limits,
     "xent_int": xent_int,
@@ -387,6 +468,8 @@ BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "kl_logits": kl_logits,
     "measures": measures,
     "fused": fused,
+    # Not in GROUPS: it needs 8 devices, so ``python -m benchmarks.parallel`` runs it.
+    "parallel": parallel,
 }
 
 
@@ -403,6 +486,8 @@ def count(group: str, quick: bool) -> int:
     }
     if group == "fused":
         return len(_fused_shapes(quick))
+    if group == "parallel":
+        return len(_parallel_configs(quick))
     return 2 if group == "measures" else per_dtype[group] * len(DTYPES)
 
 
