@@ -48,13 +48,13 @@ class _Shards(NamedTuple):
     #: Whether ``shard_map`` checks varying types (``check_vma=True``).
     checked: bool
 
-    def vary(self, *xs: jax.Array | None) -> list:
+    def vary(self, *xs: jax.Array | None, like: tuple[jax.Array, ...] = ()) -> list:
         """``xs`` cast to vary alike (checked mode): over the shard axes and every axis that
-        one of them varies over, so that JAX sums each one's gradient over the axes it is
-        replicated on, once."""
+        one of them (or of ``like``) varies over, so that JAX sums each one's gradient over
+        the axes it is replicated on, once."""
         if not self.checked:
             return list(xs)
-        types = [jax.typeof(x).manual_axis_type.varying for x in xs if x is not None]
+        types = [jax.typeof(x).manual_axis_type.varying for x in xs + like if x is not None]
         axes = set(self.names).union(*types)
         return [None if x is None else _pcast(x, axes) for x in xs]
 
@@ -474,6 +474,9 @@ class _Config(NamedTuple):
     names: tuple[str, ...]
     num_classes: int
     checked: bool
+    #: The mesh axes the backward pass sums the hidden states' gradient over, tile by tile
+    #: (checked mode: the axes the other inputs vary over and ``hidden`` does not).
+    sum_axes: tuple[str, ...]
 
 
 def vocab_parallel_linear_softmax_cross_entropy(
@@ -589,10 +592,16 @@ def vocab_parallel_linear_softmax_cross_entropy(
         empty = jnp.zeros(labels.shape, args.dtype)
         return (empty, empty) if args.cfg.return_lse else empty
     flat = LabelStatus(*(x.reshape(n) for x in status))
-    cfg = _Config(args.cfg, sh.names, local * sh.count, sh.checked)
-    h, w, b, target = sh.vary(
-        args.hidden.reshape(n, d), args.weight, args.bias, flat.target - sh.index * local
-    )
+    h = args.hidden.reshape(n, d)
+    # The weight, bias and targets vary alike; the hidden states keep their type, and the
+    # backward pass sums their gradient over the other axes a tile at a time (no [N, D]
+    # partial sum is stored).
+    w, b, target = sh.vary(args.weight, args.bias, flat.target - sh.index * local, like=(h,))
+    sum_axes = ()
+    if sh.checked:
+        h_axes = jax.typeof(h).manual_axis_type.varying
+        sum_axes = tuple(sorted(jax.typeof(target).manual_axis_type.varying - h_axes))
+    cfg = _Config(args.cfg, sh.names, local * sh.count, sh.checked, sum_axes)
     out = _fused(h, w, b, flat, target, cfg)
     if args.cfg.return_lse:
         return out[0].reshape(labels.shape), out[1].reshape(labels.shape)
@@ -648,8 +657,70 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
         g_loss = lax.psum(g_loss, cfg.names)
         g_lse = None if g_lse is None else lax.psum(g_lse, cfg.names)
     coef = grad_coefficients(g_loss, g_lse, lse, status, opts, cfg.num_classes)
-    dh, dw, db = streaming.backward(h, w, b, coef, lse, target, cfg.streaming)
+    if cfg.sum_axes:
+        dh, dw, db = _backward_by_tile(h, w, b, coef, lse, target, cfg)
+    else:
+        dh, dw, db = streaming.backward(h, w, b, coef, lse, target, cfg.streaming)
     return dh, dw, db, None, None
+
+
+def _backward_by_tile(h, w, b, coef, lse, target, cfg: _Config):
+    """The gradients token tile by token tile, each tile's hidden-state gradient summed over
+    ``cfg.sum_axes`` as soon as its pass over this shard's chunks completes.
+
+    The single-device order (chunks outside, tiles inside) would hold an ``[N, D]``
+    partial sum until the end; here the partial sum is ``[T, D]`` and the weight's gradient
+    is accumulated in place, in the compute dtype (a ``[D, V/n]`` float32 buffer for a
+    half-precision weight; the gradient itself for a float32 one).
+    """
+    sc = cfg.streaming
+    n, vocab = h.shape[0], w.shape[1]
+    dtype = lse.dtype
+    dz_dtype = jnp.promote_types(h.dtype, w.dtype)
+    per_token = (*coef, lse, target)
+    like = (h, w, b, *per_token)
+
+    def tile_step(carry, t):
+        dh, dw, db = carry
+        row0 = streaming.block_start(t, n, sc.tile)
+        ht = streaming.slice_block(h, row0, sc.tile, axis=0)
+        tok = tuple(lax.dynamic_slice_in_dim(x, row0, sc.tile) for x in per_token)
+        _, row_fresh = streaming.fresh_indices(t, row0, sc.tile, n, (sc.tile, 1))
+
+        def chunk_step(inner, i):
+            dht, dw, db = inner
+            col0 = streaming.block_start(i, vocab, sc.chunk)
+            dz, wc = streaming.block_gradient(
+                ht, tok, w, b, i, col0, row_fresh, sc, dtype, dz_dtype
+            )
+            dht = dht + lax.dot_general(dz, wc, streaming.DOT_NT, preferred_element_type=dtype)
+            dwc = lax.dot_general(ht, dz, streaming.DOT_TN, preferred_element_type=dtype)
+            dwc = dwc + lax.dynamic_slice_in_dim(dw, col0, sc.chunk, axis=1)
+            dw = lax.dynamic_update_slice_in_dim(dw, dwc, col0, axis=1)
+            if db is not None:
+                dbc = jnp.sum(dz, axis=0, dtype=dtype)
+                dbc = dbc + lax.dynamic_slice_in_dim(db, col0, sc.chunk)
+                db = lax.dynamic_update_slice_in_dim(db, dbc, col0, axis=0)
+            return (dht, dw, db), None
+
+        init = (streaming.filled((sc.tile, h.shape[1]), 0, dtype, *like), dw, db)
+        xs = jnp.arange(streaming.block_count(vocab, sc.chunk), dtype=jnp.int32)
+        (dht, dw, db), _ = lax.scan(chunk_step, init, xs)
+        # The repeated rows of a last tile shifted back have dz = 0: adding is safe.
+        dht = lax.psum(dht, cfg.sum_axes)
+        dh = lax.dynamic_update_slice_in_dim(
+            dh, lax.dynamic_slice_in_dim(dh, row0, sc.tile) + dht.astype(dh.dtype), row0, axis=0
+        )
+        return (dh, dw, db), None
+
+    init = (
+        streaming.filled(h.shape, 0, dtype, h),
+        streaming.filled(w.shape, 0, dtype, *like),
+        None if b is None else streaming.filled(b.shape, 0, dtype, *like),
+    )
+    xs = jnp.arange(streaming.block_count(n, sc.tile), dtype=jnp.int32)
+    (dh, dw, db), _ = lax.scan(tile_step, init, xs)
+    return dh.astype(h.dtype), dw.astype(w.dtype), None if db is None else db.astype(b.dtype)
 
 
 _fused.defvjp(_fused_fwd, _fused_bwd)

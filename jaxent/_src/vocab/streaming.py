@@ -78,21 +78,21 @@ class _Config(NamedTuple):
     return_lse: bool
 
 
-_DOT_NN = (((1,), (0,)), ((), ()))  # [T, D] @ [D, C]
-_DOT_NT = (((1,), (1,)), ((), ()))  # [T, C] @ [D, C]^T
-_DOT_TN = (((0,), (0,)), ((), ()))  # [T, D]^T @ [T, C]
+DOT_NN = (((1,), (0,)), ((), ()))  # [T, D] @ [D, C]
+DOT_NT = (((1,), (1,)), ((), ()))  # [T, C] @ [D, C]^T
+DOT_TN = (((0,), (0,)), ((), ()))  # [T, D]^T @ [T, C]
 
 
-def _count(total: int, size: int) -> int:
+def block_count(total: int, size: int) -> int:
     return -(-total // size)
 
 
-def _start(i: jax.Array, total: int, size: int) -> jax.Array:
+def block_start(i: jax.Array, total: int, size: int) -> jax.Array:
     """The first index of block i; the last block is shifted back to end at ``total``."""
     return jnp.minimum(i * size, total - size)
 
 
-def _slice(x, start, size: int, axis: int):
+def slice_block(x, start, size: int, axis: int):
     """``x`` sliced to ``[start, start + size)`` along ``axis``, in ``x``'s dtype."""
 
     def plain(x, start):
@@ -110,7 +110,7 @@ def _slice(x, start, size: int, axis: int):
     return lax.platform_dependent(x, start, cpu=cpu, default=plain)
 
 
-def _filled(shape, value, dtype, *like: jax.Array | None) -> jax.Array:
+def filled(shape, value, dtype, *like: jax.Array | None) -> jax.Array:
     """A constant loop carry, varying over the manual mesh axes that any of ``like`` varies
     over (inside ``jax.shard_map`` with ``check_vma``), so that the loop's types match."""
     x = jnp.full(shape, value, dtype)
@@ -120,8 +120,8 @@ def _filled(shape, value, dtype, *like: jax.Array | None) -> jax.Array:
 
 def _block_logits(ht, w, b, col0, cfg: _Config, dtype):
     """Logits of one block (capped when asked), the raw-to-capped slope, and the chunk."""
-    wc = _slice(w, col0, cfg.chunk, axis=1)
-    z = lax.dot_general(ht, wc, _DOT_NN, preferred_element_type=dtype)
+    wc = slice_block(w, col0, cfg.chunk, axis=1)
+    z = lax.dot_general(ht, wc, DOT_NN, preferred_element_type=dtype)
     if b is not None:
         z = z + lax.dynamic_slice_in_dim(b, col0, cfg.chunk).astype(dtype)
     slope = None
@@ -132,7 +132,7 @@ def _block_logits(ht, w, b, col0, cfg: _Config, dtype):
     return z, slope, wc
 
 
-def _fresh(i, start, size: int, total: int, shape):
+def fresh_indices(i, start, size: int, total: int, shape):
     """Indices of block i along an axis of ``shape`` (size > 1), and which are new."""
     axis = 0 if shape[0] > 1 else 1
     idx = start + lax.broadcasted_iota(jnp.int32, shape, axis)
@@ -145,9 +145,9 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
 
     def body(carry, i):
         m, s, z_label, z_sum = carry
-        col0 = _start(i, vocab, cfg.chunk)
+        col0 = block_start(i, vocab, cfg.chunk)
         z, _, _ = _block_logits(ht, w, b, col0, cfg, dtype)
-        cols, fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
+        cols, fresh = fresh_indices(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
         m, s = merge_max_sum(m, s, z if fresh is None else jnp.where(fresh, z, -jnp.inf))
         hit = cols == lt[:, None]
         if fresh is not None:
@@ -157,9 +157,9 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
             z_sum = z_sum + jnp.sum(z if fresh is None else jnp.where(fresh, z, 0), axis=1)
         return (m, s, z_label, z_sum), None
 
-    init = (_filled((t,), -jnp.inf, dtype, ht, lt, w, b),)
-    init += (_filled((t,), 0, dtype, ht, lt, w, b),) * 3
-    xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
+    init = (filled((t,), -jnp.inf, dtype, ht, lt, w, b),)
+    init += (filled((t,), 0, dtype, ht, lt, w, b),) * 3
+    xs = jnp.arange(block_count(vocab, cfg.chunk), dtype=jnp.int32)
     (m, s, z_label, z_sum), _ = lax.scan(body, init, xs)
     return RowStats(log_sum_exp(m, s), z_label, z_sum)
 
@@ -168,13 +168,13 @@ def forward(h, w, b, labels, cfg: _Config):
     """Per-token log-sum-exp, label logit and logit sum, tile by tile."""
     n = h.shape[0]
     dtype = arguments.compute_dtype(h, w) if b is None else arguments.compute_dtype(h, w, b)
-    tiles = _count(n, cfg.tile)
+    tiles = block_count(n, cfg.tile)
     if tiles == 1:
         return _tile_stats(h, labels, w, b, cfg, dtype)
 
     def tile(t):
-        row0 = _start(t, n, cfg.tile)
-        ht = _slice(h, row0, cfg.tile, axis=0)
+        row0 = block_start(t, n, cfg.tile)
+        ht = slice_block(h, row0, cfg.tile, axis=0)
         lt = lax.dynamic_slice_in_dim(labels, row0, cfg.tile)
         return _tile_stats(ht, lt, w, b, cfg, dtype)
 
@@ -227,6 +227,27 @@ def _fused_bwd(cfg: _Config, residuals, cotangent):
     return (*backward(h, w, b, coef, lse, status.target, cfg), None)
 
 
+def block_gradient(ht, tok, w, b, i, col0, row_fresh, cfg: _Config, dtype, dz_dtype):
+    """The logits' gradient of one [T, C] block (chunk i, from column col0), and the chunk
+    of the weight. ``tok`` holds the block's per-token alpha, beta, gamma, log-sum-exp and
+    target column; ``row_fresh`` marks the rows not seen in an earlier tile (or None)."""
+    alpha_t, beta_t, gamma_t, lse_t, lt = (x[:, None] for x in tok)
+    z, slope, wc = _block_logits(ht, w, b, col0, cfg, dtype)
+    cols, col_fresh = fresh_indices(i, col0, cfg.chunk, w.shape[1], (1, cfg.chunk))
+    # A row with alpha = 0 (skipped, no lse cotangent) has gradient exactly 0, even
+    # where its hidden state holds NaN or inf.
+    p = jnp.where(alpha_t != 0, jnp.exp(z - lse_t), 0)
+    dz = alpha_t * p - jnp.where(cols == lt, beta_t, 0)
+    if cfg.opts.label_smoothing:
+        dz = dz - gamma_t
+    if slope is not None:
+        dz = dz * slope
+    for fresh in (col_fresh, row_fresh):
+        if fresh is not None:
+            dz = jnp.where(fresh, dz, 0)
+    return dz.astype(dz_dtype), wc
+
+
 def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
     """The gradients of ``h``, ``w`` and ``b`` for per-token coefficients ``coef``.
 
@@ -235,59 +256,43 @@ def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
     """
     n, vocab = h.shape[0], w.shape[1]
     dtype = lse.dtype
-    e = cfg.opts.label_smoothing
     per_token = (*coef, lse, target)
     # Half-precision inputs multiply dz rounded to their dtype, accumulating in float32.
     dz_dtype = jnp.promote_types(h.dtype, w.dtype)
-    tiles = _count(n, cfg.tile)
+    tiles = block_count(n, cfg.tile)
 
     def block(ht, tok, i, col0, row_fresh):
-        """The logits' gradient of one [T, C] block, and the weight chunk."""
-        alpha_t, beta_t, gamma_t, lse_t, lt = (x[:, None] for x in tok)
-        z, slope, wc = _block_logits(ht, w, b, col0, cfg, dtype)
-        cols, col_fresh = _fresh(i, col0, cfg.chunk, vocab, (1, cfg.chunk))
-        # A row with alpha = 0 (skipped, no lse cotangent) has gradient exactly 0, even
-        # where its hidden state holds NaN or inf.
-        p = jnp.where(alpha_t != 0, jnp.exp(z - lse_t), 0)
-        dz = alpha_t * p - jnp.where(cols == lt, beta_t, 0)
-        if e:
-            dz = dz - gamma_t
-        if slope is not None:
-            dz = dz * slope
-        for fresh in (col_fresh, row_fresh):
-            if fresh is not None:
-                dz = jnp.where(fresh, dz, 0)
-        return dz.astype(dz_dtype), wc
+        return block_gradient(ht, tok, w, b, i, col0, row_fresh, cfg, dtype, dz_dtype)
 
     def chunk_step(carry, i):
         dh, dw, db = carry
-        col0 = _start(i, vocab, cfg.chunk)
+        col0 = block_start(i, vocab, cfg.chunk)
         if tiles == 1:
             dz, wc = block(h, per_token, i, col0, None)
-            dh = dh + lax.dot_general(dz, wc, _DOT_NT, preferred_element_type=dtype)
-            dwc = lax.dot_general(h, dz, _DOT_TN, preferred_element_type=dtype)
+            dh = dh + lax.dot_general(dz, wc, DOT_NT, preferred_element_type=dtype)
+            dwc = lax.dot_general(h, dz, DOT_TN, preferred_element_type=dtype)
             dbc = jnp.sum(dz, axis=0, dtype=dtype)
         else:
 
             def tile_step(inner, t):
                 dh, dwc, dbc = inner
-                row0 = _start(t, n, cfg.tile)
-                ht = _slice(h, row0, cfg.tile, axis=0)
+                row0 = block_start(t, n, cfg.tile)
+                ht = slice_block(h, row0, cfg.tile, axis=0)
                 tok = tuple(lax.dynamic_slice_in_dim(x, row0, cfg.tile) for x in per_token)
-                _, row_fresh = _fresh(t, row0, cfg.tile, n, (cfg.tile, 1))
+                _, row_fresh = fresh_indices(t, row0, cfg.tile, n, (cfg.tile, 1))
                 dz, wc = block(ht, tok, i, col0, row_fresh)
                 dht = lax.dynamic_slice_in_dim(dh, row0, cfg.tile)
-                dht = dht + lax.dot_general(dz, wc, _DOT_NT, preferred_element_type=dtype)
+                dht = dht + lax.dot_general(dz, wc, DOT_NT, preferred_element_type=dtype)
                 dh = lax.dynamic_update_slice_in_dim(dh, dht, row0, axis=0)
-                dwc = dwc + lax.dot_general(ht, dz, _DOT_TN, preferred_element_type=dtype)
+                dwc = dwc + lax.dot_general(ht, dz, DOT_TN, preferred_element_type=dtype)
                 dbc = dbc + jnp.sum(dz, axis=0, dtype=dtype)
                 return (dh, dwc, dbc), None
 
             like = (h, w, b, *per_token)
             init = (
                 dh,
-                _filled((h.shape[1], cfg.chunk), 0, dtype, *like),
-                _filled((cfg.chunk,), 0, dtype, *like),
+                filled((h.shape[1], cfg.chunk), 0, dtype, *like),
+                filled((cfg.chunk,), 0, dtype, *like),
             )
             xs = jnp.arange(tiles, dtype=jnp.int32)
             (dh, dwc, dbc), _ = lax.scan(tile_step, init, xs)
@@ -301,11 +306,11 @@ def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
     # the chunks run from last to first: each column's final write is its first chunk's.
     like = (h, w, b, *per_token)
     init = (
-        _filled((n, h.shape[1]), 0, dtype, *like),
-        _filled(w.shape, 0, w.dtype, *like),
-        None if b is None else _filled(b.shape, 0, b.dtype, *like),
+        filled((n, h.shape[1]), 0, dtype, *like),
+        filled(w.shape, 0, w.dtype, *like),
+        None if b is None else filled(b.shape, 0, b.dtype, *like),
     )
-    xs = jnp.arange(_count(vocab, cfg.chunk), dtype=jnp.int32)
+    xs = jnp.arange(block_count(vocab, cfg.chunk), dtype=jnp.int32)
     (dh, dw, db), _ = lax.scan(chunk_step, init, xs, reverse=True)
     return dh.astype(h.dtype), dw, db
 

@@ -1,0 +1,408 @@
+"""jaxent.parallel: the vocabulary-parallel functions inside ``jax.shard_map``.
+
+On 8 simulated CPU devices (one subprocess, bounded in time: XLA's host device count is
+fixed at start-up), on meshes (8,), (2, 4) and (4, 2) (data x model), with ``check_vma`` on
+and off: values and gradients equal the unsharded jaxent functions (float32 tolerance, and
+1e-12 in float64), gradients equal closed forms written here and pass ``check_grads``;
+boundary inputs and dtypes behave as on one device; the compiled programs exchange only
+per-row values (every collective's shape is parsed from the HLO); the fused loss's compiler
+temp memory at N = 8192, V = 256000, D = 4096 on an 8-way model axis. Argument errors are
+checked here, in the test process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.sharding import AxisType
+from jax.sharding import PartitionSpec as P
+
+from jaxent import parallel as jp
+
+_SCRIPT = textwrap.dedent(
+    """
+    import re, sys
+    import jax, jax.numpy as jnp, numpy as np
+    jax.config.update("jax_enable_x64", True)
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
+    from jax.test_util import check_grads
+    from scipy import special
+    import jaxent as je
+    from jaxent import parallel as jp
+
+    assert jax.device_count() == 8
+    AUTO = (AxisType.Auto,) * 2
+    M8 = jax.make_mesh((8,), ("model",), axis_types=AUTO[:1])
+    M24 = jax.make_mesh((2, 4), ("data", "model"), axis_types=AUTO)
+    M42 = jax.make_mesh((4, 2), ("data", "model"), axis_types=AUTO)
+    N, V, D = 24, 40, 6
+
+    def data_axis(mesh):
+        return "data" if "data" in mesh.axis_names else None
+
+    def smap(mesh, f, in_specs, out_specs, check_vma):
+        return jax.shard_map(
+            f, mesh=mesh, in_specs=tuple(in_specs) if isinstance(in_specs, list) else in_specs,
+            out_specs=out_specs, check_vma=check_vma)
+
+    def close(got, want, rtol, atol, what):
+        np.testing.assert_allclose(
+            np.asarray(got, np.float64), np.asarray(want, np.float64),
+            rtol=rtol, atol=atol, err_msg=what)
+
+    def tolerances(dtype):
+        return (1e-12, 1e-12) if dtype == jnp.float64 else (2e-5, 2e-6)
+
+    def compare(mesh, par, dense, arrays, specs, out_spec, *, check_vma=True, what=""):
+        # par(*arrays) per row inside shard_map == dense(*arrays); the gradients of the
+        # cotangent-weighted sum too, for every floating array.
+        rng = np.random.default_rng(1)
+        rows = dense(*arrays).shape
+        ct = jnp.asarray(rng.uniform(0.5, 1.5, rows), dense(*arrays).dtype)
+        diff = tuple(i for i, a in enumerate(arrays) if jnp.issubdtype(a.dtype, jnp.floating))
+        f = smap(mesh, par, specs, out_spec, check_vma)
+
+        def total(fn):
+            return lambda *a: ((fn(*a) * ct).sum(), fn(*a))
+
+        (v, per_row), g = jax.jit(jax.value_and_grad(total(f), diff, has_aux=True))(*arrays)
+        (v_d, per_row_d), g_d = jax.value_and_grad(total(dense), diff, has_aux=True)(*arrays)
+        rtol, atol = tolerances(arrays[0].dtype)
+        assert per_row.dtype == per_row_d.dtype, what
+        close(per_row, per_row_d, rtol, atol, what)
+        close(v, v_d, rtol, atol, what)
+        for a, b, i in zip(g, g_d, diff):
+            assert a.dtype == arrays[i].dtype, what
+            close(a, b, rtol, atol * 10, f"{what}: gradient {i}")
+        return per_row, g
+
+    rng = np.random.default_rng(0)
+
+    def inputs(dtype, n=N, v=V):
+        z = jnp.asarray(rng.normal(size=(n, v)) * 2, dtype)
+        q = jnp.asarray(rng.normal(size=(n, v)) * 2, dtype)
+        lab = jnp.asarray(rng.integers(0, v, n)).at[1].set(-100)
+        cw = jnp.asarray(rng.uniform(0.5, 2.0, v), dtype)
+        rows = jnp.asarray(rng.random(n) < 0.7).at[2].set(False)
+        cls = jnp.asarray(rng.random((n, v)) < 0.8).at[3, :].set(False)
+        return z, q, lab, cw, rows, cls
+
+    # --- the integer-label cross-entropy ---
+    XENT = {
+        "plain": ({}, ""),
+        "options": (dict(ignore_index=-100, label_smoothing=0.1, z_loss=1e-3), ""),
+        "weights": (dict(ignore_index=-100), "w"),
+        "rows": (dict(ignore_index=-100, z_loss=1e-2), "r"),
+        "classes": (dict(ignore_index=-100, label_smoothing=0.2), "c"),
+        "class_vector": (dict(ignore_index=-100, z_loss=1e-3), "v"),
+    }
+
+    def xent_case(mesh, name, dtype, check_vma=True, axis_name="model"):
+        kw, extra = XENT[name]
+        z, _, lab, cw, rows, cls = inputs(dtype)
+        if name == "rows":
+            lab = lab.at[5].set(V + 3)  # an invalid label: NaN in value and gradient
+        dn = data_axis(mesh) if axis_name == "model" else None
+        zspec, lspec = P(dn, axis_name), P(dn)
+        arrays, specs, names = [z, lab], [zspec, lspec], []
+        if "w" in extra:
+            arrays.append(cw); specs.append(P(axis_name)); names.append("class_weights")
+        if "r" in extra:
+            arrays.append(rows); specs.append(lspec); names.append("where")
+        if "c" in extra:
+            arrays.append(cls); specs.append(zspec); names.append("where")
+        if "v" in extra:
+            arrays.append(cls[0]); specs.append(P(axis_name)); names.append("where")
+
+        def par(z, lab, *rest):
+            return jp.vocab_parallel_softmax_cross_entropy(
+                z, lab, axis_name=axis_name, **dict(zip(names, rest)), **kw)
+
+        def dense(z, lab, *rest):
+            return je.softmax_cross_entropy_with_integer_labels(
+                z, lab, **dict(zip(names, rest)), **kw)
+
+        what = f"xent {name} {mesh.axis_sizes} {dtype.__name__} vma={check_vma}"
+        return compare(mesh, par, dense, arrays, specs, lspec, check_vma=check_vma, what=what)
+
+    for name in XENT:
+        xent_case(M24, name, jnp.float32)
+    for name in ("options", "classes"):
+        xent_case(M24, name, jnp.float64)
+    xent_case(M8, "options", jnp.float32)
+    xent_case(M42, "options", jnp.float32)
+    xent_case(M24, "classes", jnp.float32, check_vma=False)
+    xent_case(M24, "weights", jnp.float32, axis_name=("data", "model"))
+
+    # --- entropy and KL from logits ---
+    def info_case(mesh, fn, dense_fn, two, extra, dtype, check_vma=True, **kw):
+        z, q, _, _, rows, cls = inputs(dtype)
+        dn = data_axis(mesh)
+        zspec = P(dn, "model")
+        arrays, specs = ([z, q] if two else [z]), ([zspec, zspec] if two else [zspec])
+        k = len(arrays)
+        if extra == "rows":
+            arrays.append(rows); specs.append(P(dn))
+        if extra == "classes":
+            arrays.append(cls); specs.append(zspec)
+
+        def par(*a):
+            return fn(*a[:k], axis_name="model", where=a[k] if extra else None, **kw)
+
+        def dense(*a):
+            return dense_fn(*a[:k], where=a[k] if extra else None, **kw)
+
+        what = f"{fn.__name__} {extra} {mesh.axis_sizes} {dtype.__name__} vma={check_vma}"
+        compare(mesh, par, dense, arrays, specs, P(dn), check_vma=check_vma, what=what)
+
+    ENT = (jp.vocab_parallel_entropy_from_logits, je.entropy_from_logits, False)
+    KL = (jp.vocab_parallel_kl_divergence_from_logits, je.kl_divergence_from_logits, True)
+    for fns in (ENT, KL):
+        info_case(M24, *fns, "classes", jnp.float64, base=2)
+        info_case(M8, *fns, None, jnp.float32)
+        info_case(M42, *fns, "rows", jnp.float32, check_vma=False)
+
+    # --- the fused linear + cross-entropy ---
+    FUSED = {
+        "plain": {},
+        "options": dict(
+            chunk_size=3, token_chunk_size=5, ignore_index=-100, label_smoothing=0.1,
+            z_loss=1e-3, logit_softcap=3.0, return_lse=True),
+    }
+
+    def fused_case(mesh, name, dtype, check_vma=True, axis_name="model", bias=True):
+        kw = FUSED[name]
+        rng = np.random.default_rng(2)
+        h = jnp.asarray(rng.normal(size=(N, D)), dtype)
+        w = jnp.asarray(rng.normal(size=(D, V)) / 2, dtype)
+        b = jnp.asarray(rng.normal(size=(V,)), dtype)
+        lab = jnp.asarray(rng.integers(0, V, N)).at[1].set(-100)
+        rows = jnp.asarray(rng.random(N) < 0.8)
+        dn = data_axis(mesh) if axis_name == "model" else None
+        arrays = [h, w, lab, rows] + [b] * bias
+        specs = [P(dn, None), P(None, axis_name), P(dn), P(dn)] + [P(axis_name)] * bias
+
+        def make(fn, **ax):
+            def call(h, w, lab, rows, *b):
+                out = fn(h, w, lab, where=rows, bias=b[0] if b else None, **ax, **kw)
+                return out[0] + 0.3 * out[1] ** 2 if kw.get("return_lse") else out
+            return call
+
+        par = make(jp.vocab_parallel_linear_softmax_cross_entropy, axis_name=axis_name)
+        dense = make(je.linear_softmax_cross_entropy)
+        what = f"fused {name} {mesh.axis_sizes} {dtype.__name__} vma={check_vma}"
+        compare(mesh, par, dense, arrays, specs, P(dn), check_vma=check_vma, what=what)
+
+    for mesh in (M8, M24, M42):
+        fused_case(mesh, "options", jnp.float32)
+    fused_case(M24, "plain", jnp.float32)
+    fused_case(M24, "options", jnp.float32, check_vma=False)
+    fused_case(M24, "options", jnp.float64)
+    fused_case(M24, "options", jnp.float32, axis_name=("data", "model"), bias=False)
+
+    # --- gradients against closed forms, and check_grads ---
+    z, q, lab, _, _, _ = inputs(jnp.float64, n=4, v=16)
+    lab = jnp.where(lab < 0, 0, lab)
+    zn, qn = np.asarray(z), np.asarray(q)
+    p, pq = special.softmax(zn, -1), special.softmax(qn, -1)
+    lse = special.logsumexp(zn, -1, keepdims=True)
+    t = 0.9 * np.eye(16)[np.asarray(lab)] + 0.1 / 16
+    h_ent = -np.sum(p * np.log(p), -1, keepdims=True)
+    kl = np.sum(p * (np.log(p) - np.log(pq)), -1, keepdims=True)
+    xent = lambda z: jp.vocab_parallel_softmax_cross_entropy(
+        z, lab, axis_name="model", label_smoothing=0.1, z_loss=0.01)
+    ent = lambda z: jp.vocab_parallel_entropy_from_logits(z, axis_name="model")
+    kld = lambda a, b: jp.vocab_parallel_kl_divergence_from_logits(a, b, axis_name="model")
+    closed = [
+        (xent, (z,), [p * (1 + 0.02 * lse) - t]),
+        (ent, (z,), [-p * (np.log(p) + h_ent)]),
+        (kld, (z, q), [p * (np.log(p) - np.log(pq) - kl), pq - p]),
+    ]
+    for fn, args, want in closed:
+        f = smap(M8, fn, (P(None, "model"),) * len(args), P(), True)
+        g = jax.jit(jax.grad(lambda *a: f(*a).sum(), tuple(range(len(args)))))(*args)
+        for a, b in zip(g, want):
+            close(a, b, 1e-12, 1e-14, "closed form")
+        check_grads(jax.jit(f), args, order=2, modes=("fwd", "rev"), eps=1e-4)
+    hf = jnp.asarray(rng.normal(size=(4, 3))); wf = jnp.asarray(rng.normal(size=(3, 16)))
+    fused = smap(M8, lambda h, w: jp.vocab_parallel_linear_softmax_cross_entropy(
+        h, w, lab, axis_name="model", chunk_size=1), (P(), P(None, "model")), P(), True)
+    check_grads(jax.jit(fused), (hf, wf), order=1, modes=("rev",), eps=1e-4)
+
+    # --- boundary inputs: -inf logits (a whole shard of a row too), 1e8-scale logits, NaN
+    # where masked, a fully masked row ---
+    z = np.asarray(rng.normal(size=(8, 16)))
+    z[0, 3] = -np.inf
+    z[1, :2] = -np.inf  # all of shard 0 of row 1 on M8
+    z[2] = z[2] * 1e8
+    z[4, :] = -np.inf
+    mask = np.ones((8, 16), bool)
+    mask[5, 7] = mask[6, :] = False
+    z[5, 7], z[6, :] = np.nan, np.nan
+    z, mask = jnp.asarray(z, jnp.float32), jnp.asarray(mask)
+    lab = jnp.asarray([1, 5, 9, 0, -100, 3, 2, 15])
+    for finite, fn, dense_fn in (
+        (True, lambda z, m: jp.vocab_parallel_softmax_cross_entropy(
+            z, lab, axis_name="model", where=m, ignore_index=-100),
+         lambda z, m: je.softmax_cross_entropy_with_integer_labels(
+            z, lab, where=m, ignore_index=-100)),
+        (True, lambda z, m: jp.vocab_parallel_entropy_from_logits(
+            z, axis_name="model", where=m),
+         lambda z, m: je.entropy_from_logits(z, where=m)),
+        (False, lambda z, m: jp.vocab_parallel_kl_divergence_from_logits(
+            z, z[::-1] * 0.5, axis_name="model", where=m),
+         lambda z, m: je.kl_divergence_from_logits(z, z[::-1] * 0.5, where=m)),
+    ):
+        f = smap(M8, fn, (P(None, "model"),) * 2, P(), True)
+        (v, per_row), g = jax.jit(jax.value_and_grad(
+            lambda z: (f(z, mask).sum(), f(z, mask)), has_aux=True))(z)
+        (v_d, per_row_d), g_d = jax.value_and_grad(
+            lambda z: (dense_fn(z, mask).sum(), dense_fn(z, mask)), has_aux=True)(z)
+        close(per_row, per_row_d, 1e-6, 1e-6, "boundary values")
+        close(g, g_d, 1e-6, 1e-6, "boundary gradients")
+        assert not finite or np.all(np.isfinite(g_d)), g_d
+        assert per_row[6] == 0 and np.all(g[6] == 0)
+
+    # --- dtypes: half precision in, float32 out, gradients in the input dtype ---
+    z, _, lab, _, _, _ = inputs(jnp.bfloat16)
+    lab = jnp.where(lab < 0, 0, lab)
+    for fn, dense_fn in (
+        (lambda z: jp.vocab_parallel_softmax_cross_entropy(z, lab, axis_name="model"),
+         lambda z: je.softmax_cross_entropy_with_integer_labels(z, lab)),
+        (lambda z: jp.vocab_parallel_entropy_from_logits(z, axis_name="model"),
+         je.entropy_from_logits),
+    ):
+        f = smap(M8, fn, P(None, "model"), P(), True)
+        v = jax.jit(f)(z)
+        assert v.dtype == jnp.float32
+        close(v, dense_fn(z), 1e-5, 1e-6, "bfloat16")
+        assert jax.grad(lambda z: f(z).sum())(z).dtype == jnp.bfloat16
+    hb, wb = jnp.asarray(rng.normal(size=(N, D)), jnp.bfloat16), jnp.asarray(
+        rng.normal(size=(D, V)), jnp.bfloat16)
+    f = smap(M8, lambda h, w: jp.vocab_parallel_linear_softmax_cross_entropy(
+        h, w, lab, axis_name="model"), (P(), P(None, "model")), P(), True)
+    v, (gh, gw) = jax.jit(jax.value_and_grad(lambda h, w: f(h, w).sum(), (0, 1)))(hb, wb)
+    assert gh.dtype == gw.dtype == jnp.bfloat16
+    close(v, je.linear_softmax_cross_entropy(hb, wb, lab).sum(), 1e-5, 0, "bfloat16 fused")
+
+    # --- eager == jit; vmap inside shard_map == the call on the flattened rows ---
+    z, _, lab, _, _, _ = inputs(jnp.float32)
+    f = smap(M24, lambda z, l: jp.vocab_parallel_softmax_cross_entropy(
+        z, l, axis_name="model", ignore_index=-100, label_smoothing=0.1),
+        (P("data", "model"), P("data")), P("data"), True)
+    np.testing.assert_allclose(f(z, lab), jax.jit(f)(z, lab), rtol=1e-6)
+    z3, lab3 = z.reshape(2, 12, V), lab.reshape(2, 12)
+    fv = smap(M24, jax.vmap(lambda z, l: jp.vocab_parallel_softmax_cross_entropy(
+        z, l, axis_name="model", ignore_index=-100, label_smoothing=0.1)),
+        (P(None, "data", "model"), P(None, "data")), P(None, "data"), True)
+    close(jax.jit(fv)(z3, lab3).reshape(-1), f(z, lab), 1e-6, 1e-7, "vmap")
+
+    # --- the compiled programs exchange per-row values only ---
+    print("sections done", flush=True)
+    SHAPE = re.compile(r"[a-z]+[0-9]*\\[([0-9,]*)\\]")
+    COLLECTIVE = re.compile(
+        r"= .*\\b(all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter)"
+        r"(-start)?\\(")
+
+    def collective_shapes(compiled):
+        found = []
+        for line in compiled.as_text().splitlines():
+            if COLLECTIVE.search(line):
+                dims = [tuple(int(d) for d in s.split(",") if d) for s in SHAPE.findall(line)]
+                found.append((COLLECTIVE.search(line).group(1), dims))
+        return found
+
+    def check_collectives(fn, args, n_local, v_local, what):
+        found = collective_shapes(jax.jit(fn).lower(*args).compile())
+        assert any(kind == "all-reduce" for kind, _ in found), what  # the statistics
+        for kind, dims in found:
+            for shape in dims:
+                size = int(np.prod(shape)) if shape else 1
+                assert size < n_local * v_local, (what, kind, shape)
+                assert not {n_local, v_local} <= set(shape), (what, kind, shape)
+        return found
+
+    n_rows, z = 48, jnp.asarray(rng.normal(size=(48, V)), jnp.float32)
+    lab = jnp.asarray(rng.integers(0, V, 48))
+    f = smap(M24, lambda z, l: jp.vocab_parallel_softmax_cross_entropy(
+        z, l, axis_name="model", label_smoothing=0.1, z_loss=1e-3),
+        (P("data", "model"), P("data")), P("data"), True)
+    check_collectives(jax.value_and_grad(lambda z: f(z, lab).sum()), (z,), 24, 10, "xent")
+    h = jnp.asarray(rng.normal(size=(48, D)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(D, V)), jnp.float32)
+    for cv in (True, False):
+        f = smap(M24, lambda h, w, l: jp.vocab_parallel_linear_softmax_cross_entropy(
+            h, w, l, axis_name="model", label_smoothing=0.1, chunk_size=4),
+            (P("data", None), P(None, "model"), P("data")), P("data"), cv)
+        check_collectives(
+            jax.value_and_grad(lambda h, w: f(h, w, lab).sum(), (0, 1)), (h, w), 24, 10, "fused")
+
+    # --- the fused loss's compiler temp memory (compiled, not run) ---
+    print("ok")
+    """
+)
+
+
+def test_parallel_functions_on_simulated_devices():
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        JAX_PLATFORMS="cpu",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-4000:]
+
+
+# Argument errors, raised at trace time in this process (one device).
+
+
+def _in_shard_map(fn, *args):
+    mesh = jax.make_mesh((1,), ("model",), axis_types=(AxisType.Auto,))
+    return jax.shard_map(fn, mesh=mesh, in_specs=P(), out_specs=P())(*args)
+
+
+def test_axis_name_must_name_a_mesh_axis_of_an_enclosing_shard_map():
+    z, lab = jnp.zeros((2, 4)), jnp.zeros(2, int)
+    with pytest.raises(ValueError, match="`axis_name`='model' is not an axis of an enclosing"):
+        jp.vocab_parallel_softmax_cross_entropy(z, lab, axis_name="model")
+    with pytest.raises(ValueError, match="`axis_name`='data'"):
+        _in_shard_map(
+            lambda z: jp.vocab_parallel_entropy_from_logits(z, axis_name="data"), z
+        )
+    for bad in (3, ("model", 1), ()):
+        with pytest.raises(TypeError, match="`axis_name` must be a mesh axis name"):
+            _in_shard_map(lambda z, bad=bad: jp.vocab_parallel_entropy_from_logits(
+                z, axis_name=bad), z)
+
+
+def test_static_checks_name_the_argument():
+    z, lab = jnp.zeros((2, 4)), jnp.zeros(2, int)
+    h, w = jnp.zeros((2, 3)), jnp.zeros((3, 4))
+    cases = [
+        (lambda z: jp.vocab_parallel_softmax_cross_entropy(
+            z, lab[:1], axis_name="model"), ValueError, "`labels` must have"),
+        (lambda z: jp.vocab_parallel_softmax_cross_entropy(
+            z, lab, axis_name="model", label_smoothing=1.0), ValueError, "`label_smoothing`"),
+        (lambda z: jp.vocab_parallel_softmax_cross_entropy(
+            z, lab, axis_name="model", class_weights=jnp.ones(3)), ValueError,
+         "`class_weights`"),
+        (lambda z: jp.vocab_parallel_kl_divergence_from_logits(
+            z, z[:1], axis_name="model"), ValueError, "`q_logits` must have the same shape"),
+        (lambda z: jp.vocab_parallel_entropy_from_logits(
+            z, axis_name="model", base=1), ValueError, "`base`"),
+        (lambda z: jp.vocab_parallel_linear_softmax_cross_entropy(
+            h, w, lab, axis_name="model", chunk_size=0), ValueError, "`chunk_size`"),
+        (lambda z: jp.vocab_parallel_linear_softmax_cross_entropy(
+            h, w.T, lab, axis_name="model"), ValueError, "`weight`"),
+        (lambda z: jp.vocab_parallel_softmax_cross_entropy(
+            z, z, axis_name="model"), TypeError, "`labels` must hold integer"),
+    ]
+    for fn, error, message in cases:
+        with pytest.raises(error, match=message):
+            _in_shard_map(fn, z)
