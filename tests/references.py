@@ -289,3 +289,359 @@ SHAPES_AXES = [
     ((2, 3, 4), (-1, -2)),
 ]
 MASKS = [None, "per_class", "per_example"]
+
+
+# Reweighted cross-entropies (focal, poly-1).
+
+
+def sigmoid_focal_loss(logits, labels, alpha=None, gamma=2.0):
+    """The focal paper's formula on float64 sigmoids (logits kept moderate by the tests)."""
+    z = np.asarray(logits, np.float64)
+    y = np.asarray(labels, np.float64)
+    p = special.expit(z)
+    one_minus_pt = y * (1 - p) + (1 - y) * p
+    loss = one_minus_pt**gamma * sigmoid_binary_cross_entropy(z, y)
+    if alpha is not None:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return loss
+
+
+def softmax_focal_loss(
+    logits, labels, gamma=2.0, axis=-1, where=None, class_weights=None, ignore_index=None
+):
+    """-w_c (1 - p_c)^gamma log p_c per row over the allowed classes; NaN for labels
+    outside [0, K), 0 for ``ignore_index`` and for labels on masked-out classes."""
+    logits = np.asarray(logits, np.float64)
+    labels = np.asarray(labels)
+    k = rows(logits, axis).shape[-1]
+    w = np.ones(k) if class_weights is None else np.asarray(class_weights, np.float64).ravel()
+    onehot = one_hot(labels, logits.shape, axis)
+    w_full = _unrows(np.broadcast_to(w, rows(logits, axis).shape), logits.shape, axis)
+
+    def row(z, t, wr):
+        if not t.any():
+            return 0.0
+        logq = special.log_softmax(z)
+        c = int(np.argmax(t))
+        return -wr[c] * (-np.expm1(logq[c])) ** gamma * logq[c]
+
+    out = _per_row(row, [logits, onehot, w_full], axis, where)
+    out = np.where((labels < 0) | (labels >= k), np.nan, out)
+    if ignore_index is not None:
+        out = np.where(labels == ignore_index, 0.0, out)
+    return out
+
+
+def poly1_softmax_cross_entropy(logits, labels, epsilon=1.0, axis=-1, where=None, smoothing=0.0):
+    """CE + epsilon * sum_j t_j (1 - p_j) over the allowed classes, t the smoothed labels."""
+
+    def row(z, y):
+        if z.size == 0:
+            return 0.0
+        t = (1 - smoothing) * y + smoothing / z.size
+        return _xent_row(z, y, 1.0, smoothing, 0.0) + epsilon * np.sum(t * (1 - special.softmax(z)))
+
+    return _per_row(row, [logits, labels], axis, where)
+
+
+# Evaluation metrics.
+
+
+def perplexity(losses, axis=None, where=None, base=None):
+    x = np.asarray(losses, np.float64)
+    axis = tuple(range(x.ndim)) if axis is None else axis
+    with np.errstate(invalid="ignore"):
+        mean = _per_row(lambda r: np.mean(r) if r.size else np.nan, [x], axis, where)
+    return np.exp(mean * _unit(base))
+
+
+def calibration_bins(probs, labels, num_bins=15):
+    """torchmetrics' documented binning for one [N, K] problem: edges linspace(0, 1, B + 1),
+    bin index ``bucketize(conf, edges, right=True) - 1`` (left-closed, conf = 1 alone in
+    bin B); per bin: count, accuracy and mean confidence (0 when empty)."""
+    probs = np.asarray(probs, np.float64)
+    conf = probs.max(-1)
+    correct = (probs.argmax(-1) == np.asarray(labels)).astype(np.float64)
+    edges = np.arange(num_bins + 1) / num_bins
+    index = np.searchsorted(edges, conf, side="right") - 1
+    count = np.zeros(num_bins + 1)
+    acc = np.zeros(num_bins + 1)
+    mean_conf = np.zeros(num_bins + 1)
+    for b in range(num_bins + 1):
+        sel = index == b
+        count[b] = sel.sum()
+        if count[b]:
+            acc[b] = correct[sel].mean()
+            mean_conf[b] = conf[sel].mean()
+    return count, acc, mean_conf
+
+
+def expected_calibration_error(probs, labels, num_bins=15):
+    count, acc, conf = calibration_bins(probs, labels, num_bins)
+    return np.sum(count / count.sum() * np.abs(acc - conf))
+
+
+def maximum_calibration_error(probs, labels, num_bins=15):
+    _, acc, conf = calibration_bins(probs, labels, num_bins)
+    return np.max(np.abs(acc - conf))
+
+
+def brier_score(probs, labels, axis=-1, where=None):
+    probs = np.asarray(probs, np.float64)
+    labels = np.asarray(labels)
+    k = rows(probs, axis).shape[-1]
+    out = _per_row(
+        lambda p, t: np.sum((p - t) ** 2), [probs, one_hot(labels, probs.shape, axis)], axis, where
+    )
+    return np.where((labels < 0) | (labels >= k), np.nan, out)
+
+
+# Generalised entropies and divergences: Rényi, Tsallis, Jensen-Shannon, total variation,
+# Hellinger. Orders are Python floats. Near order 1, where the closed forms divide 0 by 0 in
+# float64, the values come from the cumulants of the log-ratio (a Taylor series in alpha - 1).
+
+_NEAR_ONE = 1e-3
+
+
+def _power_mean(w_all, v, beta):
+    """(1/beta) log(sum w e^(beta v) / sum w) over w > 0: Rényi's power mean, in float64."""
+    total = np.sum(w_all)
+    keep = w_all > 0
+    w, v = w_all[keep] / total, v[keep]
+    if np.isinf(beta):
+        return np.max(v)
+    if np.any(v == np.inf):
+        if beta >= 0:
+            return np.inf
+        w, v = w[v < np.inf], v[v < np.inf]
+        if w.size == 0:
+            return np.inf
+    if abs(beta) < _NEAR_ONE and np.all(np.isfinite(v)):
+        m1 = np.sum(w * v)
+        c = v - m1
+        k2, k3 = np.sum(w * c**2), np.sum(w * c**3)
+        k4 = np.sum(w * c**4) - 3 * k2**2
+        return m1 + k2 * beta / 2 + k3 * beta**2 / 6 + k4 * beta**3 / 24
+    return special.logsumexp(beta * v, b=w) / beta
+
+
+def renyi_entropy(p, alpha, axis=-1, where=None, base=None):
+    def row(x):
+        if np.sum(x) == 0:
+            return 0.0
+        with np.errstate(divide="ignore"):
+            return -_power_mean(x, np.log(x), alpha - 1)
+
+    return _per_row(row, [p], axis, where) / _unit(base)
+
+
+def tsallis_entropy(p, q, axis=-1, where=None):
+    def row(x):
+        x = x[x > 0]
+        if np.isinf(q):
+            return 0.0
+        if abs(q - 1) < _NEAR_ONE:  # -sum x log x (1 + b/2 + b^2/6 + ...), b = (q - 1) log x
+            lx = np.log(x)
+            b = (q - 1) * lx
+            return -np.sum(x * lx * (1 + b / 2 + b**2 / 6 + b**3 / 24 + b**4 / 120))
+        return np.sum(x - x**q) / (q - 1)
+
+    return _per_row(row, [p], axis, where)
+
+
+def renyi_divergence(p, q, alpha, axis=-1, where=None, base=None):
+    def row(a, b):
+        if np.sum(a) == 0:
+            return 0.0
+        with np.errstate(divide="ignore"):
+            v = np.where(b > 0, np.log(a) - np.log(b), np.inf)
+        return _power_mean(a, v, alpha - 1)
+
+    return _per_row(row, [p, q], axis, where) / _unit(base)
+
+
+def js_divergence(p, q, axis=-1, where=None, base=None):
+    def row(a, b):
+        m = (a + b) / 2
+        return 0.5 * np.sum(special.rel_entr(a, m) + special.rel_entr(b, m))
+
+    return _per_row(row, [p, q], axis, where) / _unit(base)
+
+
+def total_variation(p, q, axis=-1, where=None):
+    return _per_row(lambda a, b: 0.5 * np.sum(np.abs(a - b)), [p, q], axis, where)
+
+
+def hellinger(p, q, axis=-1, where=None):
+    return _per_row(
+        lambda a, b: np.sqrt(0.5 * np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)), [p, q], axis, where
+    )
+
+
+def _logits_to_probs(fn):
+    """The oracle of ``fn`` on probabilities, applied to the softmaxes of two logit arrays."""
+
+    def from_logits(a, b, *args, axis=-1, where=None, **kw):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        shape = a.shape
+        mask = _unrows(_mask_rows(where, shape, axis), shape, axis)
+        pa, pb = (
+            _unrows(
+                special.softmax(np.where(rows(mask, axis), rows(x, axis), -np.inf), -1), shape, axis
+            )
+            for x in (a, b)
+        )
+        return fn(np.nan_to_num(pa), np.nan_to_num(pb), *args, axis=axis, where=where, **kw)
+
+    return from_logits
+
+
+js_divergence_from_logits = _logits_to_probs(js_divergence)
+renyi_divergence_from_logits = _logits_to_probs(renyi_divergence)
+
+
+# Entropy estimators from histograms of counts (``jaxent.estimators``), one histogram at a
+# time along the last axis after ``rows``; an all-zero histogram gives 0.
+
+
+def _per_histogram(fn, counts, axis=-1):
+    r = rows(np.asarray(counts, np.float64), axis)
+    out = np.empty(r.shape[:-1])
+    for idx in np.ndindex(*r.shape[:-1]):
+        n = r[idx]
+        out[idx] = fn(n) if n.sum() > 0 else 0.0
+    return out
+
+
+def _plugin_row(n):
+    p = n[n > 0] / n.sum()
+    return -np.sum(p * np.log(p))
+
+
+def entropy_plugin(counts, axis=-1, base=None):
+    """Miller (1955): the entropy of the empirical distribution."""
+    return _per_histogram(_plugin_row, counts, axis) / _unit(base)
+
+
+def entropy_miller_madow(counts, axis=-1, base=None):
+    """Miller (1955): plug-in + (m - 1) / (2N), m the number of occupied bins."""
+
+    def row(n):
+        return _plugin_row(n) + (np.count_nonzero(n) - 1) / (2 * n.sum())
+
+    return _per_histogram(row, counts, axis) / _unit(base)
+
+
+def entropy_grassberger(counts, axis=-1, base=None):
+    """Grassberger (2003): log N - sum n G(n) / N, G(n) = psi(n) + (-1)^n / 2 [psi((n+1)/2)
+    - psi(n/2)], on integer counts."""
+
+    def row(n):
+        n = n[n > 0]
+        sign = np.where(np.round(n) % 2 == 0, 1.0, -1.0)
+        g = special.digamma(n) + 0.5 * sign * (
+            special.digamma((n + 1) / 2) - special.digamma(n / 2)
+        )
+        return np.log(n.sum()) - np.sum(n * g) / n.sum()
+
+    return _per_histogram(row, counts, axis) / _unit(base)
+
+
+def entropy_chao_shen(counts, axis=-1, base=None):
+    """Chao and Shen (2003): coverage-adjusted Horvitz-Thompson; f1 = N - 1 when f1 = N."""
+
+    def row(n):
+        n = n[n > 0]
+        total = n.sum()
+        f1 = np.count_nonzero(n == 1)
+        if f1 == total:
+            f1 = total - 1
+        pa = (1 - f1 / total) * n / total
+        la = 1 - (1 - pa) ** total
+        return -np.sum(pa * np.log(pa) / la)
+
+    return _per_histogram(row, counts, axis) / _unit(base)
+
+
+def entropy_james_stein(counts, axis=-1, base=None):
+    """Hausser and Strimmer (2009), eq. 5-8: shrinkage towards 1/K, lambda clipped to
+    [0, 1]; lambda = 1 where N <= 1 or the counts are uniform."""
+
+    def row(n):
+        total, k = n.sum(), n.size
+        u = n / total
+        misfit = np.sum((1 / k - u) ** 2)
+        if total <= 1 or misfit == 0:
+            lam = 1.0
+        else:
+            lam = min(1.0, max(0.0, (1 - np.sum(u**2)) / ((total - 1) * misfit)))
+        p = lam / k + (1 - lam) * u
+        return np.sum(special.entr(p))
+
+    return _per_histogram(row, counts, axis) / _unit(base)
+
+
+def _nsb_row(n):
+    """Nemenman, Shafee and Bialek (2002): the posterior mean entropy, by adaptive quadrature
+    over xi in (0, log K), beta(xi) by root finding."""
+    from scipy import integrate, optimize
+
+    k, total = n.size, n.sum()
+    if k == 1:
+        return 0.0
+
+    def beta(xi):
+        def gap(log_b):
+            b = np.exp(log_b)
+            return special.digamma(k * b + 1) - special.digamma(b + 1) - xi
+
+        return np.exp(optimize.brentq(gap, -60, 40, xtol=1e-14, rtol=1e-15))
+
+    def log_evidence(b):
+        return (
+            special.gammaln(k * b)
+            - special.gammaln(total + k * b)
+            + np.sum(special.gammaln(n + b) - special.gammaln(b))
+        )
+
+    def mean_entropy(b):
+        return special.digamma(total + k * b + 1) - np.sum(
+            (n + b) * special.digamma(n + b + 1)
+        ) / (total + k * b)
+
+    log_k = np.log(k)
+    peak = max(log_evidence(beta(x)) for x in np.linspace(0, log_k, 102)[1:-1])
+
+    def weight(x):
+        return np.exp(log_evidence(beta(x)) - peak)
+
+    opts = {"limit": 500, "epsabs": 0, "epsrel": 1e-11}
+    norm = integrate.quad(weight, 0, log_k, **opts)[0]
+    first = integrate.quad(lambda x: weight(x) * mean_entropy(beta(x)), 0, log_k, **opts)[0]
+    return first / norm
+
+
+def entropy_nsb(counts, axis=-1, base=None):
+    return _per_histogram(_nsb_row, counts, axis) / _unit(base)
+
+
+def mutual_information_plugin(counts_xy, axes=(-2, -1), base=None, miller_madow=False):
+    """H(X) + H(Y) - H(X, Y) of the empirical joint distribution (each Miller-Madow
+    corrected on request), one table at a time."""
+    c = np.moveaxis(np.asarray(counts_xy, np.float64), axes, (-2, -1))
+    out = np.empty(c.shape[:-2])
+    h = entropy_miller_madow if miller_madow else entropy_plugin
+    for idx in np.ndindex(*c.shape[:-2]):
+        t = c[idx]
+        if t.sum() == 0:
+            out[idx] = 0.0
+            continue
+        out[idx] = h(t.sum(1)) + h(t.sum(0)) - h(t.ravel())
+    return out / _unit(base)
+
+
+def random_counts(rng, shape, total, alpha=0.5):
+    """Multinomial histograms of ``total`` draws from Dirichlet(alpha) distributions, bins
+    along the last axis."""
+    p = rng.dirichlet(np.full(shape[-1], alpha), size=shape[:-1])
+    return rng.multinomial(total, p).astype(np.float64)

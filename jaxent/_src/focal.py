@@ -68,7 +68,9 @@ def _sigmoid_focal_jvp(gamma, primals, tangents):
         rho = 1 / inv
         # c rho -> 0 where rho -> 0 (c may be +inf there, at an infinite logit).
         c_rho = jnp.where(rho == 0, 0, c * rho)
-        dout = dout + f * (gamma * (1 - 2 * y) * c_rho + (p - y)) * dz
+        # p - y as (1 - y) p - y (1 - p): exact for a hard label as p -> 1 or 0.
+        p_minus_y = jnp.where(y != 1, (1 - y) * p, 0) - jnp.where(y != 0, y * one_minus_p, 0)
+        dout = dout + f * (gamma * (1 - 2 * y) * c_rho + p_minus_y) * dz
     if not is_zero(dy):
         # d/dy = f [gamma (1 - 2p) c / q + softplus(-z) - softplus(z)]; 0 where f = 0
         # (q = 0: a hard label predicted with certainty at an infinite logit).
@@ -154,30 +156,31 @@ def sigmoid_focal_loss(
 # Softmax focal loss with integer labels.
 
 
-def _softmax_focal_parts(z, c, w, mask, axis):
+def _softmax_focal_parts(z, c, mask, axis):
+    """With a = log(sum of the other classes' exp) - z_c (the log-odds against the label):
+    -log p_c = softplus(a) and log(1 - p_c) = log sigmoid(a), both exact as p_c -> 1 or 0."""
     sh = ShiftedLogits(z, mask, axis)
     idx = jnp.expand_dims(c, axis)
     d_c = jnp.squeeze(jnp.take_along_axis(sh.d, idx, axis=axis), axis)
-    log_s = jnp.squeeze(sh.log_s, axis)
-    nll = jnp.where(log_s == -jnp.inf, jnp.inf, log_s - d_c)  # -log p_c
-    # 1 - p_c as the sum of the other classes' probabilities: exact as p_c -> 1.
     is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, axis) == idx
     d_rest = jnp.where(is_c, -jnp.inf, sh.d)
     log_rest = jnp.log(jnp.sum(jnp.exp(d_rest), axis=axis, keepdims=True))
-    log_u = jnp.squeeze(log_rest, axis) - log_s  # log(1 - p_c)
+    a = jnp.squeeze(log_rest, axis) - d_c  # NaN in an empty row, whose weight is 0
+    nll = jax.nn.softplus(a)  # -log p_c
+    log_u = jax.nn.log_sigmoid(a)  # log(1 - p_c)
     return sh, is_c, d_c, nll, d_rest, log_rest, log_u
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4, 5))
 def _softmax_focal(z, c, w, mask, axis, gamma):
-    _, _, _, nll, _, _, log_u = _softmax_focal_parts(z, c, w, mask, axis)
+    _, _, _, nll, _, _, log_u = _softmax_focal_parts(z, c, mask, axis)
     return jnp.where(w != 0, w * (jnp.exp(gamma * log_u) * nll), 0)
 
 
 def _softmax_focal_jvp(axis, gamma, primals, tangents):
     z, c, w, mask = primals
     dz, _, dw, _ = tangents
-    sh, is_c, d_c, nll, d_rest, log_rest, log_u = _softmax_focal_parts(z, c, w, mask, axis)
+    sh, is_c, d_c, nll, d_rest, log_rest, log_u = _softmax_focal_parts(z, c, mask, axis)
     f = jnp.exp(gamma * log_u)  # (1 - p_c)^gamma
     out = jnp.where(w != 0, w * (f * nll), 0)
     dout = jnp.zeros_like(out)
@@ -190,7 +193,9 @@ def _softmax_focal_jvp(axis, gamma, primals, tangents):
         p_c = jnp.exp(-nll)
         p_nll = jnp.where(p_c == 0, 0, p_c * nll)
         scale = jnp.where(w != 0, w * f, 0)
-        coef = (sh.p - is_c) + jnp.expand_dims(gamma * p_nll, axis) * rho
+        # p - e_c, with 1 - p_c taken as u (exact as p_c -> 1).
+        p_minus_e = jnp.where(is_c, -jnp.expand_dims(jnp.exp(log_u), axis), sh.p)
+        coef = p_minus_e + jnp.expand_dims(gamma * p_nll, axis) * rho
         coef = jnp.where(jnp.expand_dims(w != 0, axis), jnp.expand_dims(scale, axis) * coef, 0)
         dout = dout + jnp.sum(coef * dz, axis=axis)
     if not is_zero(dw):

@@ -1,0 +1,544 @@
+"""Reweighted cross-entropies (``_src/focal.py``): the sigmoid and softmax focal losses and
+poly-1, against float64 oracles, optax, and torchvision's documented formula run in torch."""
+
+import math
+from functools import partial
+
+import chex
+import helpers
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+import references as ref
+from helpers import (
+    DTYPES,
+    TABLE,
+    Public,
+    batch_shape,
+    close,
+    f64,
+    jfwd,
+    jgrad,
+    jit,
+    make_mask,
+    num_classes,
+)
+
+import jaxent as je
+
+# The public functions of focal.py, for the chex tests (see helpers.Public).
+PUBLIC = {
+    "sigmoid_focal_loss": Public(je.sigmoid_focal_loss, "zy", {"alpha": 0.25, "gamma": 1.5}),
+    "softmax_focal_loss": Public(
+        je.softmax_focal_loss,
+        "zl",
+        {"gamma": 0.5, "axis": (-1,), "ignore_index": 4},
+        (("class_weights", "c"), ("where", "m")),
+    ),
+    "poly1_softmax_cross_entropy": Public(
+        je.poly1_softmax_cross_entropy, "zy", {"epsilon": 2.0, "label_smoothing": 0.1}
+    ),
+}
+
+
+# Oracle tables.
+
+
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", TABLE)
+def test_softmax_focal_table(shape, axis, dtype, mask_kind):
+    rng = np.random.default_rng(50)
+    z = jnp.asarray(rng.normal(size=shape) * 2, dtype)
+    k = num_classes(shape, axis)
+    labels = rng.integers(0, k, batch_shape(shape, axis))
+    where = make_mask(mask_kind, rng, shape, axis)
+    w = rng.uniform(0.5, 2.0, k)
+    labels_ign = labels.copy()
+    labels_ign.flat[-1] = -100
+    for lab, kw in (
+        (labels, {"gamma": 2.0}),
+        (labels_ign, {"gamma": 0.5, "class_weights": w, "ignore_index": -100}),
+    ):
+        got = jit(je.softmax_focal_loss, axis=axis, where=where, **kw)(z, jnp.asarray(lab))
+        close(got, ref.softmax_focal_loss(f64(z), lab, axis=axis, where=where, **kw), dtype)
+
+
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", TABLE)
+def test_poly1_table(shape, axis, dtype, mask_kind):
+    rng = np.random.default_rng(51)
+    z = jnp.asarray(rng.normal(size=shape) * 2, dtype)
+    y = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.3), dtype)
+    where = make_mask(mask_kind, rng, shape, axis)
+    for eps, smoothing in ((1.0, 0.0), (-0.5, 0.2)):
+        f = jit(
+            je.poly1_softmax_cross_entropy,
+            epsilon=eps,
+            axis=axis,
+            where=where,
+            label_smoothing=smoothing,
+        )
+        want = ref.poly1_softmax_cross_entropy(f64(z), f64(y), eps, axis, where, smoothing)
+        close(f(z, y), want, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_focal_table(dtype):
+    rng = np.random.default_rng(52)
+    z = jnp.asarray(rng.normal(size=(4, 6)) * 3, dtype)
+    y = jnp.asarray(rng.choice([0.0, 1.0, 0.3], size=(4, 6)), dtype)
+    for kw in ({}, {"alpha": 0.25, "gamma": 0.5}, {"alpha": 0.9, "gamma": 3.0}):
+        got = jit(je.sigmoid_focal_loss, **kw)(z, y)
+        close(got, ref.sigmoid_focal_loss(f64(z), f64(y), **kw), dtype)
+
+
+# Against optax and torchvision's formula, in float64.
+
+
+@pytest.mark.parametrize("alpha", [None, 0.25])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_sigmoid_focal_equals_optax(alpha, gamma):
+    rng = np.random.default_rng(53)
+    z = jnp.asarray(rng.normal(size=(5, 4)) * 4)
+    y = jnp.asarray(rng.choice([0.0, 1.0, 0.25], size=(5, 4)))
+    got = jax.jit(partial(je.sigmoid_focal_loss, alpha=alpha, gamma=gamma))(z, y)
+    want = optax.losses.sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    g = jgrad(lambda v: je.sigmoid_focal_loss(v, y, alpha=alpha, gamma=gamma).sum())(z)
+    g_optax = jgrad(lambda v: optax.losses.sigmoid_focal_loss(v, y, alpha=alpha, gamma=gamma).sum())(z)
+    np.testing.assert_allclose(g, g_optax, rtol=1e-10, atol=1e-15)
+
+
+def _torchvision_sigmoid_focal_loss(torch, inputs, targets, alpha=0.25, gamma=2.0):
+    """torchvision.ops.sigmoid_focal_loss(reduction='none'), as its documentation writes it."""
+    p = torch.sigmoid(inputs)
+    ce = torch.nn.functional.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return loss
+
+
+@pytest.mark.parametrize("alpha", [0.25, -1.0])
+@pytest.mark.parametrize("gamma", [1.0, 2.0])
+def test_sigmoid_focal_equals_torchvision_formula(alpha, gamma):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(54)
+    z = rng.normal(size=(6, 3)) * 3
+    y = rng.choice([0.0, 1.0], size=(6, 3))
+    zt = torch.from_numpy(z).requires_grad_()
+    want = _torchvision_sigmoid_focal_loss(torch, zt, torch.from_numpy(y), alpha, gamma)
+    want.sum().backward()
+    a = None if alpha < 0 else alpha
+    got = je.sigmoid_focal_loss(jnp.asarray(z), jnp.asarray(y), alpha=a, gamma=gamma)
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12)
+    g = jgrad(lambda v: je.sigmoid_focal_loss(v, jnp.asarray(y), alpha=a, gamma=gamma).sum())(z)
+    np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 2.0, -1.0])
+def test_poly1_equals_optax(epsilon):
+    rng = np.random.default_rng(55)
+    z = jnp.asarray(rng.normal(size=(5, 6)) * 2)
+    y = jnp.asarray(ref.random_probs(rng, (5, 6), zeros=0.3))
+    got = je.poly1_softmax_cross_entropy(z, y, epsilon=epsilon)
+    want = optax.losses.poly_loss_cross_entropy(z, y, epsilon=epsilon)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    # with optax's mask of classes too.
+    keep = jnp.asarray(ref.random_mask(rng, (5, 6)))
+    got = je.poly1_softmax_cross_entropy(z, y * keep, epsilon=epsilon, where=keep)
+    want = optax.losses.poly_loss_cross_entropy(z, y * keep, epsilon=epsilon, where=keep)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    g = jgrad(lambda v: je.poly1_softmax_cross_entropy(v, y, epsilon=epsilon).sum())(z)
+    g_optax = jgrad(lambda v: optax.losses.poly_loss_cross_entropy(v, y, epsilon=epsilon).sum())(z)
+    np.testing.assert_allclose(g, g_optax, rtol=1e-10, atol=1e-15)
+
+
+# gamma = 0 is the plain cross-entropy, exactly; and the limit gamma -> 0 is continuous.
+
+
+def test_gamma_zero_is_the_plain_cross_entropy_exactly():
+    rng = np.random.default_rng(56)
+    z = jnp.asarray(rng.normal(size=(4, 5)) * 3)
+    y = jnp.asarray(rng.choice([0.0, 1.0, 0.4], size=(4, 5)))
+    labels = jnp.array([0, 4, -100, 2])
+    cw = jnp.asarray(rng.uniform(0.5, 2, 5))
+    pairs = [
+        (
+            lambda v: je.sigmoid_focal_loss(v, y, gamma=0.0),
+            lambda v: je.sigmoid_binary_cross_entropy(v, y),
+        ),
+        (
+            lambda v: je.softmax_focal_loss(
+                v, labels, gamma=0.0, class_weights=cw, ignore_index=-100
+            ),
+            lambda v: je.softmax_cross_entropy_with_integer_labels(
+                v, labels, class_weights=cw, ignore_index=-100
+            ),
+        ),
+        (
+            lambda v: je.poly1_softmax_cross_entropy(v, y, epsilon=0.0),
+            lambda v: je.softmax_cross_entropy(v, y),
+        ),
+    ]
+    for focal, plain in pairs:
+        np.testing.assert_array_equal(jax.jit(focal)(z), jax.jit(plain)(z))
+        np.testing.assert_array_equal(
+            jgrad(lambda v, f=focal: f(v).sum())(z), jgrad(lambda v, f=plain: f(v).sum())(z)
+        )
+        # and the focal kernels themselves tend to it.
+    tiny = 1e-12
+    np.testing.assert_allclose(
+        je.sigmoid_focal_loss(z, y, gamma=tiny), je.sigmoid_binary_cross_entropy(z, y), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        je.softmax_focal_loss(z, labels, gamma=tiny, class_weights=cw, ignore_index=-100),
+        je.softmax_cross_entropy_with_integer_labels(
+            z, labels, class_weights=cw, ignore_index=-100
+        ),
+        rtol=1e-10,
+    )
+    # with alpha, gamma = 0 is alpha_t times the cross-entropy.
+    np.testing.assert_allclose(
+        je.sigmoid_focal_loss(z, y, gamma=0.0, alpha=0.3),
+        (0.3 * y + 0.7 * (1 - y)) * je.sigmoid_binary_cross_entropy(z, y),
+        rtol=1e-15,
+    )
+
+
+# Simpler equivalent calls.
+
+REDUCING = {
+    "softmax_focal": lambda z, y, lab, **kw: je.softmax_focal_loss(z, lab, gamma=1.5, **kw),
+    "poly1": lambda z, y, lab, **kw: je.poly1_softmax_cross_entropy(z, y, epsilon=2.0, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(REDUCING))
+def test_masked_equals_sliced_and_axis_equals_moveaxis(name):
+    helpers.check_logit_simpler_calls(REDUCING[name])
+
+
+def test_softmax_focal_per_example_weights_are_class_weights():
+    """class_weights w scale each example by w at its label (the focal paper's alpha_t)."""
+    rng = np.random.default_rng(57)
+    z = jnp.asarray(rng.normal(size=(6, 4)))
+    labels = jnp.array([0, 1, 2, 3, 1, 0])
+    cw = jnp.array([0.25, 1.0, 2.0, 0.0])
+    got = je.softmax_focal_loss(z, labels, class_weights=cw)
+    np.testing.assert_allclose(got, cw[labels] * je.softmax_focal_loss(z, labels), rtol=1e-14)
+
+
+# Eager, jit and vmap agree; static options never retrace.
+
+
+PublicFunctionTest = helpers.public_function_tests(PUBLIC, seed=58)
+
+
+# Gradients against closed forms written out here.
+
+
+@pytest.mark.parametrize("gamma", [0.25, 1.0, 2.0])
+@pytest.mark.parametrize("alpha", [None, 0.3])
+def test_sigmoid_focal_gradients_closed_form(gamma, alpha):
+    rng = np.random.default_rng(59)
+    z = rng.normal(size=(3, 4)) * 3
+    y = rng.choice([0.0, 1.0, 0.25, 0.8], size=(3, 4))
+    p = ref.sigmoid(z)
+    c = y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)
+    q = y * (1 - p) + (1 - y) * p  # 1 - p_t
+    a_t = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+    # l = a_t q^gamma c, with dq/dz = (1 - 2y) p (1 - p), dc/dz = p - y,
+    # dq/dy = 1 - 2p, dc/dy = softplus(-z) - softplus(z) = -z.
+    want_z = a_t * (gamma * q ** (gamma - 1) * (1 - 2 * y) * p * (1 - p) * c + q**gamma * (p - y))
+    want_y = a_t * (gamma * q ** (gamma - 1) * (1 - 2 * p) * c + q**gamma * -z)
+    if alpha is not None:
+        want_y = want_y + (2 * alpha - 1) * q**gamma * c
+    hard = np.isin(y, (0.0, 1.0))
+    p_t = np.where(y == 1, p, 1 - p)
+    # hard labels: a_t q^gamma [gamma p_t log p_t (2y - 1) + (p - y)], as documented.
+    documented = a_t * q**gamma * (gamma * p_t * np.log(p_t) * (2 * y - 1) + (p - y))
+    np.testing.assert_allclose(want_z[hard], documented[hard], rtol=1e-12)
+
+    def f(v, t):
+        return je.sigmoid_focal_loss(v, t, alpha=alpha, gamma=gamma).sum()
+
+    chex.assert_trees_all_close(jgrad(f, (0, 1))(z, y), (want_z, want_y), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(jfwd(f)(z, y), want_z, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 1.0, 2.0])
+def test_softmax_focal_gradients_closed_form(gamma):
+    rng = np.random.default_rng(60)
+    z = rng.normal(size=(4, 5)) * 2
+    labels = np.array([0, 3, 4, 1])
+    cw = rng.uniform(0.5, 2.0, 5)
+    p = ref.softmax(z)
+    onehot = np.eye(5)[labels]
+    p_c = p[np.arange(4), labels][:, None]
+    u = 1 - p_c
+    w = cw[labels][:, None]
+    # l = -w u^gamma log p_c, with dp_c/dz_j = p_c (e_cj - p_j), du = -dp_c,
+    # d(-log p_c)/dz_j = p_j - e_cj.
+    want = w * (
+        gamma * u ** (gamma - 1) * -p_c * (onehot - p) * -np.log(p_c) + u**gamma * (p - onehot)
+    )
+
+    def f(v):
+        return je.softmax_focal_loss(v, jnp.asarray(labels), gamma=gamma, class_weights=cw).sum()
+
+    np.testing.assert_allclose(jgrad(f)(z), want, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(jfwd(f)(z), want, rtol=1e-10, atol=1e-15)
+    # d/dw_c = -u^gamma log p_c, summed over the examples labelled c.
+    g_w = jgrad(lambda v: je.softmax_focal_loss(z, jnp.asarray(labels), class_weights=v).sum())(cw)
+    per_example = -((1 - p_c[:, 0]) ** 2) * np.log(p_c[:, 0])
+    np.testing.assert_allclose(g_w, np.bincount(labels, per_example, 5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("epsilon", [1.0, -0.5])
+def test_poly1_gradients_closed_form(epsilon):
+    rng = np.random.default_rng(61)
+    z = rng.normal(size=(4, 5))
+    y = ref.random_probs(rng, (4, 5)) * np.array([[1.0], [0.5], [2.0], [1.0]])  # unnormalised
+    p = ref.softmax(z)
+    # CE: p sum(y) - y; the poly term sum_j y_j (1 - p_j): p_k (sum_j y_j p_j - y_k).
+    ty = np.sum(y * p, -1, keepdims=True)
+    want_z = p * y.sum(-1, keepdims=True) - y + epsilon * p * (ty - y)
+    want_y = -np.log(p) + epsilon * (1 - p)
+
+    def f(v, t):
+        return je.poly1_softmax_cross_entropy(v, t, epsilon=epsilon).sum()
+
+    chex.assert_trees_all_close(jgrad(f, (0, 1))(z, y), (want_z, want_y), rtol=1e-11, atol=1e-15)
+    np.testing.assert_allclose(jfwd(f)(z, y), want_z, rtol=1e-11, atol=1e-15)
+
+
+CHECK_GRADS = {
+    "sigmoid_focal": lambda z, y: je.sigmoid_focal_loss(z, y, alpha=0.25, gamma=1.5),
+    "sigmoid_focal_gamma_below_1": lambda z, y: je.sigmoid_focal_loss(z, y, gamma=0.5),
+    "softmax_focal": lambda z, y: je.softmax_focal_loss(
+        z, jnp.array([0, 2]), gamma=0.5, class_weights=jnp.array([1.0, 2.0, 0.5])
+    ),
+    "softmax_focal_masked_axis0": lambda z, y: je.softmax_focal_loss(
+        z.T, jnp.array([0, 2]), axis=0, where=jnp.array([[True], [False], [True]])
+    ),
+    "poly1": lambda z, y: je.poly1_softmax_cross_entropy(
+        z, y, epsilon=1.5, label_smoothing=0.1, where=jnp.array([True, True, False])
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CHECK_GRADS))
+def test_check_grads(name):
+    helpers.check_grads_both_modes(CHECK_GRADS[name], False, nargs=2)
+
+
+# Boundary inputs.
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_sigmoid_focal_at_infinite_and_huge_logits(gamma):
+    """Values are the limits, never NaN; gradients too: 0 for a certain correct prediction,
+    the sigmoid cross-entropy's +-1 for a certain wrong one."""
+    for dtype, big in ((jnp.float64, jnp.inf), (jnp.float32, jnp.inf), (jnp.float32, 1e8)):
+        z = jnp.array([big, -big, big, -big], dtype)
+        y = jnp.array([1.0, 0.0, 0.0, 1.0], dtype)
+        f = partial(je.sigmoid_focal_loss, gamma=gamma)
+        v = jax.jit(f)(z, y)
+        want = [0.0, 0.0, np.inf, np.inf] if big == jnp.inf else [0.0, 0.0, 1e8, 1e8]
+        np.testing.assert_allclose(v, want, rtol=1e-7)
+        for transform in (jgrad, jfwd):
+            gz = transform(lambda a, f=f, y=y: f(a, y).sum())(z)
+            np.testing.assert_array_equal(gz, [0.0, 0.0, 1.0, -1.0])
+        gy = jgrad(lambda b, f=f, z=z: f(z, b).sum())(y)
+        assert not np.any(np.isnan(gy))
+        # alpha_t = 0 makes a term 0, even an infinite one.
+        np.testing.assert_array_equal(je.sigmoid_focal_loss(z, y, alpha=1.0, gamma=gamma)[2], 0.0)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5])
+def test_gamma_below_one_has_finite_gradients_as_p_tends_to_one(gamma):
+    """(1 - p)^gamma has an infinite slope at p = 1 for gamma < 1; the loss's gradient in the
+    logits does not, and is exact near there."""
+    # sigmoid: y = 1 at z -> +inf. closed form (1 - p)^gamma [gamma p log p - (1 - p)].
+    z = jnp.array([5.0, 20.0, 40.0, 700.0, jnp.inf])
+    p, one_minus_p = ref.sigmoid(z), ref.sigmoid(-z)
+    want = one_minus_p**gamma * (gamma * p * -np.logaddexp(0, -z) - one_minus_p)
+    for transform in (jgrad, jfwd):
+        g = transform(lambda v: je.sigmoid_focal_loss(v, jnp.ones(5), gamma=gamma).sum())(z)
+        np.testing.assert_allclose(g, want, rtol=1e-12, atol=0)
+    # softmax: the label's logit far above the others, and alone among finite logits.
+    z = jnp.array([[40.0, 0.0, -1.0], [700.0, 0.0, -1.0], [0.0, -jnp.inf, -jnp.inf]])
+    labels = jnp.array([0, 0, 0])
+    zn = np.asarray(z)
+    with np.errstate(invalid="ignore"):
+        others = np.exp(zn[:, 1:] - zn[:, :1])  # p_j / p_c for j != c
+    u = others.sum(-1, keepdims=True) / (1 + others.sum(-1, keepdims=True))  # 1 - p_c
+    p_rest = others / (1 + others.sum(-1, keepdims=True))
+    nll = np.log1p(others.sum(-1, keepdims=True))
+    p_c = 1 - u
+    rho = np.where(u > 0, p_rest / np.where(u > 0, u, 1), 0)
+    # gradient: u^gamma [(p - e_c) + gamma p_c nll rho], rho_c = -1.
+    want = np.concatenate(
+        [-u + gamma * p_c * nll * -1, p_rest + gamma * p_c * nll * rho], axis=-1
+    ) * (u**gamma)
+    for transform in (jgrad, jfwd):
+        g = transform(lambda v: je.softmax_focal_loss(v, labels, gamma=gamma).sum())(z)
+        assert np.all(np.isfinite(g))
+        np.testing.assert_allclose(g, want, rtol=1e-10, atol=0)
+    np.testing.assert_array_equal(je.softmax_focal_loss(z, labels, gamma=gamma)[2], 0.0)
+
+
+SOFTMAX_NEG_INF = {
+    "softmax_focal": lambda z: je.softmax_focal_loss(z, jnp.array([1, 2]), gamma=0.5),
+    "poly1": lambda z: je.poly1_softmax_cross_entropy(
+        z, jnp.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.3, 0.7, 0.0]]), epsilon=2.0
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SOFTMAX_NEG_INF))
+def test_neg_inf_logit_gets_zero_gradient_both_modes(name):
+    helpers.check_neg_inf_logit_zero_gradient(SOFTMAX_NEG_INF[name])
+
+
+def test_label_on_neg_inf_logit_is_inf_and_nan_logit_is_nan():
+    z = jnp.array([-jnp.inf, 0.0, 1.0])
+    assert je.softmax_focal_loss(z, jnp.array(0)) == np.inf
+    assert je.poly1_softmax_cross_entropy(z, jnp.array([0.5, 0.5, 0.0])) == np.inf
+    assert np.isnan(je.softmax_focal_loss(z.at[2].set(np.nan), jnp.array(1)))
+    assert np.isnan(je.poly1_softmax_cross_entropy(z.at[2].set(np.nan), jnp.array([0, 1.0, 0])))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_three_huge_equal_logits(dtype):
+    z = jnp.full((3,), 1e8 if dtype != jnp.float16 else 6e4, dtype)
+    want = (2 / 3) ** 2 * math.log(3)
+    np.testing.assert_allclose(je.softmax_focal_loss(z, jnp.array(2)), want, rtol=1e-6)
+    y = jnp.array([1.0, 0.0, 0.0], dtype)
+    want = math.log(3) + 2 / 3
+    np.testing.assert_allclose(je.poly1_softmax_cross_entropy(z, y), want, rtol=1e-6)
+
+
+def test_large_float32_logits_match_float64():
+    rng = np.random.default_rng(62)
+    z = jnp.asarray(rng.normal(size=(4, 7)) * 1e3, jnp.float32)
+    lab = np.array([0, 3, 6, 2])
+    y = jnp.asarray(ref.random_probs(rng, (4, 7)), jnp.float32)
+    got = je.softmax_focal_loss(z, jnp.asarray(lab), gamma=0.5)
+    want = ref.softmax_focal_loss(f64(z), lab, gamma=0.5)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+    got = je.poly1_softmax_cross_entropy(z, y)
+    np.testing.assert_allclose(got, ref.poly1_softmax_cross_entropy(f64(z), f64(y)), rtol=2e-6)
+
+
+MASKED_CASES = {
+    "softmax_focal": lambda z, m: je.softmax_focal_loss(
+        z, jnp.array([0, 1, 3, 0, 0, 2]), where=m, gamma=0.5, class_weights=jnp.arange(1.0, 5)
+    ),
+    "poly1": lambda z, m: je.poly1_softmax_cross_entropy(
+        z, jnp.full(z.shape, 0.25), where=m, epsilon=2.0, label_smoothing=0.1
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKED_CASES))
+def test_masked_garbage_and_fully_masked_rows(name):
+    helpers.check_masked_garbage_logits(MASKED_CASES[name])
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 0])
+def test_softmax_focal_label_meaning(ignore_index):
+    """Counted, ignored (0, gradient 0, garbage logits allowed), invalid (NaN), label on a
+    masked-out class (0), masked-out example (0 whatever its label)."""
+    z = jnp.array(
+        [[1.2, -0.8, -0.5], [jnp.nan, jnp.inf, -jnp.inf], [0.9, -1.2, 1.1], [0.1, 0.2, 0.3]]
+    )
+    labels = jnp.array([1, ignore_index, 2, -1])
+
+    def f(x, **kw):
+        return je.softmax_focal_loss(x, labels, ignore_index=ignore_index, gamma=0.5, **kw)
+
+    v = np.asarray(jax.jit(f)(z))
+    want = ref.softmax_focal_loss(np.asarray(z), np.asarray(labels), gamma=0.5)
+    np.testing.assert_allclose(v[[0, 2]], want[[0, 2]], rtol=1e-12)
+    assert v[1] == 0 and np.isnan(v[3])
+    g = np.asarray(jgrad(lambda x: f(x).sum())(z))
+    np.testing.assert_array_equal(g[1], 0.0)
+    assert np.all(np.isfinite(g[[0, 2]])) and np.all(np.isnan(g[3]))
+    # a per-example mask skips the invalid row; a masked label class contributes 0.
+    rows_on = jnp.array([True, True, True, False])
+    v = f(z, where=rows_on)
+    assert v[1] == 0 and v[3] == 0 and np.isfinite(v).all()
+    classes = jnp.array([True, False, True])
+    v = je.softmax_focal_loss(z[jnp.array([0, 2])], jnp.array([1, 2]), where=classes)
+    np.testing.assert_allclose(
+        v, [0.0, float(je.softmax_focal_loss(z[2, ::2], jnp.array(1)))], rtol=1e-14
+    )
+    # unsigned and narrow labels are compared in their own dtype.
+    v = je.softmax_focal_loss(z[jnp.array([0, 2])], jnp.array([3, 1], jnp.uint8))
+    assert np.isnan(v[0]) and np.isfinite(v[1])
+
+
+def test_labels_outside_their_range_give_nan():
+    z = jnp.array([0.3, -1.0, 2.0])
+    for bad in (1.5, -0.5, np.nan):
+        y = jnp.array([1.0, bad, 0.0])
+        for kw in ({}, {"alpha": 0.25}, {"gamma": 0.0}):
+            out = je.sigmoid_focal_loss(z, y, **kw)
+            np.testing.assert_array_equal(np.isnan(out), [False, True, False])
+    soft = jnp.array([[0.5, 0.7, -0.2], [0.2, 0.3, 0.5]])
+    out = je.poly1_softmax_cross_entropy(jnp.zeros((2, 3)), soft)
+    np.testing.assert_array_equal(np.isnan(out), [True, False])
+
+
+def test_option_checks_name_the_argument():
+    z, y = jnp.zeros((2, 3)), jnp.zeros((2, 3))
+    lab = jnp.array([0, 1])
+    with pytest.raises(ValueError, match="gamma"):
+        je.sigmoid_focal_loss(z, y, gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha"):
+        je.sigmoid_focal_loss(z, y, alpha=1.5)
+    with pytest.raises(TypeError, match="alpha"):
+        je.sigmoid_focal_loss(z, y, alpha=jnp.array(0.25))
+    with pytest.raises(TypeError, match="gamma"):
+        jax.jit(lambda g: je.softmax_focal_loss(z, lab, gamma=g))(2.0)
+    with pytest.raises(TypeError, match="labels"):
+        je.softmax_focal_loss(z, y)
+    with pytest.raises(ValueError, match="labels"):
+        je.softmax_focal_loss(z, jnp.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="epsilon"):
+        je.poly1_softmax_cross_entropy(z, y, epsilon=math.inf)
+    with pytest.raises(TypeError, match="epsilon"):
+        je.poly1_softmax_cross_entropy(z, y, epsilon="1")
+    with pytest.raises(ValueError, match="no classes"):
+        je.softmax_focal_loss(jnp.zeros((2, 0)), lab)
+
+
+# Dtype contract.
+
+DTYPE_CASES = {
+    "sigmoid_focal": partial(je.sigmoid_focal_loss, alpha=0.25),
+    "softmax_focal": lambda z, y: je.softmax_focal_loss(
+        z, jnp.array([0, 3, 2]), gamma=0.5, class_weights=jnp.array([1.0, 2, 3, 4])
+    ),
+    "poly1": partial(je.poly1_softmax_cross_entropy, epsilon=2.0, label_smoothing=0.1),
+}
+
+
+@pytest.mark.parametrize("name", list(DTYPE_CASES))
+def test_dtype_contract(name):
+    helpers.check_logit_dtype_contract(DTYPE_CASES[name])
+
+
+def test_exact_zeros_are_positive_zeros():
+    outs = [
+        je.sigmoid_focal_loss(jnp.array([jnp.inf, -jnp.inf]), jnp.array([1.0, 0.0])),
+        je.softmax_focal_loss(jnp.array([0.0, -jnp.inf]), jnp.array(0)),
+        je.poly1_softmax_cross_entropy(jnp.array([0.0, -jnp.inf]), jnp.array([1.0, 0.0])),
+    ]
+    for out in outs:
+        arr = np.asarray(out)
+        assert (arr == 0).all() and not np.signbit(arr).any(), out
