@@ -37,7 +37,8 @@ _BYTES = {
 }
 _ARRAY = re.compile(r"\b([a-z]+[0-9]*(?:e[0-9]m[0-9][a-z]*)?)\[([0-9,]*)\]")
 _INSTRUCTION = re.compile(r"^\s*(?:ROOT\s+)?%([\w.\-]+)\s*=\s*")
-_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%([\w.\-]+)\s")
+_COMPUTATION = re.compile(r"^(ENTRY\s+)?%([\w.\-]+)\s")
+_TRIPS = re.compile(r'"known_trip_count":\{"n":"([0-9]+)"\}')
 _CALLED = re.compile(
     r"\b(?:body|condition|calls|to_apply|branch_computations)=(\{[^}]*\}|%[\w.\-]+)"
 )
@@ -53,7 +54,8 @@ class Collective:
       shapes: the result's array types, e.g. ``("f32[128,64]",)``.
       operand_bytes: bytes of the operands on one device.
       result_bytes: bytes of the result on one device.
-      in_loop: whether it sits in the body of a loop (its bytes then count once per trip).
+      runs: how many times one call runs it: 1 outside loops, the product of the enclosing
+        loops' trip counts inside, None where a trip count is unknown.
     """
 
     op: str
@@ -61,7 +63,7 @@ class Collective:
     shapes: tuple[str, ...]
     operand_bytes: int
     result_bytes: int
-    in_loop: bool
+    runs: int | None
 
     @property
     def largest_bytes(self) -> int:
@@ -115,34 +117,36 @@ def collectives(compiled: Any) -> list[Collective]:
     text = hlo_text(compiled)
     types: dict[str, str] = {}
     parsed = []  # (computation, name, type, opcode, operands)
-    calls: dict[str, set[str]] = {}
-    loop_roots: set[str] = set()
-    computation = ""
+    calls: dict[str, list[tuple[str, int | None]]] = {}  # callee, runs per call of caller
+    computation = entry = ""
     for line in text.splitlines():
         m = _INSTRUCTION.match(line)
         if m is None:
             c = _COMPUTATION.match(line)
             if c is not None:
-                computation = c.group(1)
+                computation = c.group(2)
+                entry = computation if c.group(1) else entry
             continue
         name = m.group(1)
         type_text, rest = _split_type(line[m.end() :])
         types[name] = type_text
         opcode = rest.split("(", 1)[0].strip()
+        trips = _TRIPS.search(rest)
+        factor = (int(trips.group(1)) if trips else None) if opcode == "while" else 1
         for group in _CALLED.findall(rest):
-            called = set(re.findall(r"%?([\w.\-]+)", group))
-            calls.setdefault(computation, set()).update(called)
-            if opcode == "while":
-                loop_roots.update(called)
+            for callee in re.findall(r"%?([\w.\-]+)", group):
+                calls.setdefault(computation, []).append((callee, factor))
         parsed.append((computation, name, type_text, opcode, _operands(rest[len(opcode) :])))
 
-    in_loop = set()
-    todo = list(loop_roots)
+    runs: dict[str, int | None] = {entry: 1}
+    todo = [entry]
     while todo:
-        c = todo.pop()
-        if c not in in_loop:
-            in_loop.add(c)
-            todo.extend(calls.get(c, ()))
+        caller = todo.pop()
+        for callee, factor in calls.get(caller, ()):
+            if callee not in runs:
+                r = runs[caller]
+                runs[callee] = None if r is None or factor is None else r * factor
+                todo.append(callee)
 
     done_of = {
         operands[0]: name
@@ -164,21 +168,26 @@ def collectives(compiled: Any) -> list[Collective]:
                 shapes=tuple(s for s, _ in result),
                 operand_bytes=operand_bytes,
                 result_bytes=sum(b for _, b in result),
-                in_loop=comp in in_loop,
+                runs=runs.get(comp, 1),
             )
         )
     return found
 
 
 def total_bytes(found: Iterable[Collective]) -> int:
-    """The summed largest buffer of each collective: the tables' "comm bytes"."""
-    return sum(c.largest_bytes for c in found)
+    """Each collective's larger buffer times its runs (once where unknown), summed: the
+    tables' "comm bytes"."""
+    return sum(c.largest_bytes * (c.runs or 1) for c in found)
+
+
+def _runs(runs: int | None) -> str:
+    return "" if runs == 1 else "  x unknown trips" if runs is None else f"  x {runs} runs"
 
 
 def describe(found: Iterable[Collective]) -> list[str]:
-    """One line per collective: op, shapes, operand and result bytes, loop mark."""
+    """One line per collective: op, shapes, operand and result bytes, runs if not 1."""
     return [
         f"{c.op:<18} {' '.join(c.shapes):<28} operand {c.operand_bytes:>10,d} B  "
-        f"result {c.result_bytes:>10,d} B{'  (in a loop)' if c.in_loop else ''}"
+        f"result {c.result_bytes:>10,d} B{_runs(c.runs)}"
         for c in found
     ]

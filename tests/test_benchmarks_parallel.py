@@ -64,10 +64,17 @@ _HLO = textwrap.dedent(
       ROOT %s = f32[] add(%a, %b)
     }
 
+    %inner (q: f32[2]) -> f32[2] {
+      %q = f32[2]{0} parameter(0)
+      ROOT %q2 = f32[2]{0} all-reduce(%q), to_apply=%add
+    }
+
     %body (p: (s32[], f32[16])) -> (s32[], f32[16]) {
       %p = (s32[], f32[16]{0}) parameter(0)
       %x = f32[16]{0} get-tuple-element(%p), index=1
       %r = f32[16]{0} all-reduce(%x), replica_groups={{0,1}}, to_apply=%add
+      %v = f32[2]{0} constant({1, 2})
+      %l = f32[2]{0} while(%v), condition=%cond, body=%inner, TRIPS_3
       %i = s32[] get-tuple-element(%p), index=0
       ROOT %t = (s32[], f32[16]{0}) tuple(%i, %r)
     }
@@ -77,6 +84,13 @@ _HLO = textwrap.dedent(
       ROOT %c = pred[] constant(true)
     }
 
+    %body2 (p: (s32[], f32[16])) -> (s32[], f32[16]) {
+      %p.2 = (s32[], f32[16]{0}) parameter(0)
+      %y.2 = f32[16]{0} get-tuple-element(%p.2), index=1
+      %r2 = f32[16]{0} all-reduce(%y.2), to_apply=%add
+      ROOT %t2 = (s32[], f32[16]{0}) tuple(%i, %r2)
+    }
+
     ENTRY %main (x: bf16[8,32], y: f32[4]) -> f32[] {
       %x.1 = bf16[8,32]{1,0} parameter(0)
       %y.1 = f32[4]{0} parameter(1)
@@ -84,24 +98,31 @@ _HLO = textwrap.dedent(
       %pair = (f32[4]{0}, bf16[8,32]{1,0}) all-reduce(%y.1, %x.1), to_apply=%add
       %st = (bf16[8,32]{1,0}, bf16[64,32]{1,0}) all-gather-start(%x.1), dimensions={0}
       %dn = bf16[64,32]{1,0} all-gather-done(%st)
-      %w = (s32[], f32[16]{0}) while(%init), condition=%cond, body=%body
+      %w = (s32[], f32[16]{0}) while(%init), condition=%cond, body=%body, TRIPS_5
+      %u = (s32[], f32[16]{0}) while(%init), condition=%cond, body=%body2
       ROOT %out = f32[] constant(0)
     }
     """
 )
+for _n in (3, 5):
+    _HLO = _HLO.replace(f"TRIPS_{_n}", f'backend_config={{"known_trip_count":{{"n":"{_n}"}}}}')
 
 
 def test_collectives_read_from_hlo_text():
     found = {c.name: c for c in collectives.collectives(_HLO)}
-    assert list(found) == ["r", "g", "pair", "st"]
-    assert found["r"].op == "all-reduce" and found["r"].in_loop
+    assert list(found) == ["q2", "r", "r2", "g", "pair", "st"]
+    # In loops: 5 trips of the outer body, 3 of the inner; unknown trips give None.
+    assert [found[k].runs for k in ("q2", "r", "r2", "g")] == [15, 5, None, 1]
+    assert found["r"].op == "all-reduce"
     assert (found["r"].operand_bytes, found["r"].result_bytes) == (64, 64)
     g = found["g"]
-    assert (g.op, g.shapes, g.in_loop) == ("all-gather", ("bf16[8,256]",), False)
+    assert (g.op, g.shapes) == ("all-gather", ("bf16[8,256]",))
     assert (g.operand_bytes, g.result_bytes, g.largest_bytes) == (512, 4096, 4096)
     pair = found["pair"]
     assert pair.shapes == ("f32[4]", "bf16[8,32]") and pair.operand_bytes == 16 + 512
     start = found["st"]  # an asynchronous pair: its result is the -done's
     assert (start.op, start.shapes, start.result_bytes) == ("all-gather", ("bf16[64,32]",), 4096)
-    assert collectives.total_bytes(found.values()) == 64 + 4096 + 528 + 4096
-    assert len(collectives.describe(found.values())) == 4
+    total = 15 * 8 + 5 * 64 + 64 + 4096 + 528 + 4096
+    assert collectives.total_bytes(found.values()) == total
+    lines = collectives.describe(found.values())
+    assert len(lines) == 6 and lines[0].endswith("x 15 runs") and "unknown" in lines[2]

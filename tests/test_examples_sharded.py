@@ -27,7 +27,7 @@ _SCRIPT = textwrap.dedent(
 
     # The logits check bites: a block of tokens x classes in a collective is found.
     from benchmarks.collectives import Collective
-    block = Collective("all-gather", "g", ("f32[64,2048]",), 64 * 512 * 4, 64 * 2048 * 4, False)
+    block = Collective("all-gather", "g", ("f32[64,2048]",), 64 * 512 * 4, 64 * 2048 * 4, 1)
     result["planted"] = example.logits_shaped([block], (64,), (2048, 512))
     print("RESULT " + json.dumps(result))
     """
@@ -63,6 +63,7 @@ def test_sharded_training_equals_one_device(result):
 def test_no_collective_carries_logits(result):
     ops = {c["op"] for c in result["collectives"]}
     assert ops == {"all-reduce"}, ops  # per-row statistics and gradients are summed
+    assert all(c["runs"] is not None for c in result["collectives"])
     assert result["logits_shaped"] == []
     assert result["planted"] == ["all-gather f32[64,2048]"]
     # The largest: the data-parallel sum of the gradients, embedding and head shards first.
