@@ -146,8 +146,9 @@ _CALIBRATION_DOC = r"""
     own, as in ``torchmetrics``' ``CalibrationError(task='multiclass', n_bins=B)``
     (left-closed bins, from ``torch.bucketize(..., right=True)`` on ``torch.linspace``
     edges). The edges here are :math:`k/B` rounded to the compute dtype; ``torch.linspace``
-    may round an edge one unit in the last place differently (it does for some B, not for
-    B = 15), which matters only for a confidence lying exactly on that edge. torchmetrics
+    rounds some edges one unit in the last place differently (which ones depends on B and
+    on the machine's vector width: 0.2 is 0.20000002 for B = 15 on this project's CPU),
+    which matters only for a confidence lying exactly on such an edge. torchmetrics
     computes in float32 whatever the input.
 
     Examples excluded by ``where`` take no part, whatever they hold. NaN comes back where
