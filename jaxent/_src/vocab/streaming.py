@@ -157,8 +157,8 @@ def _tile_stats(ht, lt, w, b, cfg: _Config, dtype):
             z_sum = z_sum + jnp.sum(z if fresh is None else jnp.where(fresh, z, 0), axis=1)
         return (m, s, z_label, z_sum), None
 
-    init = (filled((t,), -jnp.inf, dtype, ht, lt, w, b),)
-    init += (filled((t,), 0, dtype, ht, lt, w, b),) * 3
+    zero = filled((t,), 0, dtype, ht, lt, w, b)
+    init = (filled((t,), -jnp.inf, dtype, ht, lt, w, b), zero, zero, zero)
     xs = jnp.arange(block_count(vocab, cfg.chunk), dtype=jnp.int32)
     (m, s, z_label, z_sum), _ = lax.scan(body, init, xs)
     return RowStats(log_sum_exp(m, s), z_label, z_sum)
