@@ -1,5 +1,6 @@
 """jaxent: differentiable information-theory measures and cross-entropy losses for JAX."""
 
+from . import estimators as estimators
 from . import parallel as parallel
 from ._src.divergences import cross_entropy as cross_entropy
 from ._src.divergences import kl_divergence as kl_divergence
@@ -46,6 +47,7 @@ __all__ = [
     "cross_entropy",
     "entropy",
     "entropy_from_logits",
+    "estimators",
     "expected_calibration_error",
     "joint_entropy",
     "joint_entropy_from_logits",
