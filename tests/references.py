@@ -645,3 +645,200 @@ def random_counts(rng, shape, total, alpha=0.5):
     along the last axis."""
     p = rng.dirichlet(np.full(shape[-1], alpha), size=shape[:-1])
     return rng.multinomial(total, p).astype(np.float64)
+
+
+# Joint measures: tables [..., X, Y] with X, Y on ``axes``; masked cells are set to 0 (or
+# to -inf logits); a table with no allowed cell gives 0.
+
+
+def _tables(x, axes, where, fill):
+    """(tables moved to (*batch, X, Y) in float64 with masked cells set to ``fill``, the
+    flags of the tables with at least one allowed cell)."""
+    x = np.asarray(x, np.float64)
+    axes = _axes(axes, x.ndim)
+    batch = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    keep = np.ones(batch, bool)
+    if where is not None:
+        where = np.asarray(where, bool)
+        if where.shape == batch and len(batch) < x.ndim:
+            where = np.expand_dims(where, axes)
+        where = np.broadcast_to(where, x.shape)
+        keep = np.any(where, axis=axes)
+        x = np.where(where, x, fill)
+    return np.moveaxis(x, axes, (-2, -1)), keep
+
+
+def _per_table(fn, x, axes, where, fill):
+    t, keep = _tables(x, axes, where, fill)
+    out = np.zeros(t.shape[:-2])
+    for idx in np.ndindex(*out.shape):
+        if keep[idx]:
+            out[idx] = fn(t[idx])
+    return out
+
+
+def _joint_terms(p):
+    """H(X, Y), H(Y | X), I(X; Y), H(X), H(Y) of one table, in nats, cell by cell."""
+    px, py = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+    nz = p != 0
+    outer = np.broadcast_to(px * py, p.shape)
+    cond = np.broadcast_to(px, p.shape)
+    h_xy = np.sum(special.entr(p))
+    h_y_x = np.sum(p[nz] * np.log(cond[nz] / p[nz]))
+    # clipped at 0 as scikit-learn does: near independence rounding can leave it below.
+    mi = max(np.sum(p[nz] * np.log(p[nz] / outer[nz])), 0.0)
+    return h_xy, h_y_x, mi, np.sum(special.entr(px)), np.sum(special.entr(py))
+
+
+def joint_entropy(joint, axes=(-2, -1), where=None, base=None):
+    return _per_table(lambda t: _joint_terms(t)[0], joint, axes, where, 0.0) / _unit(base)
+
+
+def conditional_entropy(joint, axes=(-2, -1), where=None, base=None):
+    return _per_table(lambda t: _joint_terms(t)[1], joint, axes, where, 0.0) / _unit(base)
+
+
+def mutual_information(joint, axes=(-2, -1), where=None, base=None):
+    return _per_table(lambda t: _joint_terms(t)[2], joint, axes, where, 0.0) / _unit(base)
+
+
+def _nmi(t):
+    _, _, mi, hx, hy = _joint_terms(t)
+    return 1.0 if hx + hy == 0 else 2 * mi / (hx + hy)
+
+
+def normalized_mutual_information(joint, axes=(-2, -1), where=None):
+    return _per_table(_nmi, joint, axes, where, 0.0)
+
+
+def _softmax_table(z):
+    """The softmax of one table of logits over both axes (all -inf: all 0)."""
+    if np.all(z == -np.inf):
+        return np.zeros_like(z)
+    return special.softmax(z)
+
+
+def joint_entropy_from_logits(joint_logits, axes=(-2, -1), where=None, base=None):
+    f = lambda z: _joint_terms(_softmax_table(z))[0]  # noqa: E731
+    return _per_table(f, joint_logits, axes, where, -np.inf) / _unit(base)
+
+
+def conditional_entropy_from_logits(joint_logits, axes=(-2, -1), where=None, base=None):
+    def row(z):
+        # sum_x p_x H(softmax(z_x)), in log space.
+        if np.all(z == -np.inf):
+            return 0.0
+        log_p = special.log_softmax(z, axis=None)
+        with np.errstate(invalid="ignore"):  # rows of -inf
+            log_c = z - special.logsumexp(z, axis=1, keepdims=True)
+        keep = np.isfinite(log_p)
+        return -np.sum(np.exp(log_p[keep]) * log_c[keep])
+
+    return _per_table(row, joint_logits, axes, where, -np.inf) / _unit(base)
+
+
+def mutual_information_from_logits(joint_logits, axes=(-2, -1), where=None, base=None):
+    def row(z):
+        if np.all(z == -np.inf):
+            return 0.0
+        log_p = special.log_softmax(z, axis=None)
+        log_px = special.logsumexp(log_p, axis=1, keepdims=True)
+        log_py = special.logsumexp(log_p, axis=0, keepdims=True)
+        keep = np.isfinite(log_p)
+        with np.errstate(invalid="ignore"):  # rows and columns of -inf
+            rho = log_p - log_px - log_py
+        return max(np.sum(np.exp(log_p[keep]) * rho[keep]), 0.0)
+
+    return _per_table(row, joint_logits, axes, where, -np.inf) / _unit(base)
+
+
+def dit_joint_measures(table):
+    """H(X, Y), H(Y | X), I(X; Y) in bits of one 2-D table, by ``dit``."""
+    import dit  # imported here: slow to import, and needed by one test
+    from dit.shannon import conditional_entropy, entropy, mutual_information
+
+    nx, ny = table.shape
+    outcomes = [(x, y) for x in range(nx) for y in range(ny)]
+    d = dit.Distribution(outcomes, list(np.asarray(table, np.float64).ravel()))
+    return entropy(d), conditional_entropy(d, [1], [0]), mutual_information(d, [0], [1])
+
+
+def labels_from_counts(counts):
+    """Two label vectors whose contingency table is the integer table ``counts``."""
+    counts = np.asarray(counts)
+    xs, ys = np.nonzero(counts)
+    reps = counts[xs, ys]
+    return np.repeat(xs, reps), np.repeat(ys, reps)
+
+
+# Gaussians.
+
+
+def gaussian_entropy(cov, base=None):
+    from scipy import stats
+
+    cov = np.asarray(cov, np.float64)
+    out = np.empty(cov.shape[:-2])
+    for idx in np.ndindex(*out.shape):
+        out[idx] = stats.multivariate_normal(cov=cov[idx]).entropy()
+    return out / _unit(base)
+
+
+def gaussian_kl(mean_p, cov_p, mean_q, cov_q, base=None):
+    """The textbook formula with inverses and log-determinants, one pair at a time."""
+    mean_p, cov_p, mean_q, cov_q = (
+        np.asarray(a, np.float64) for a in (mean_p, cov_p, mean_q, cov_q)
+    )
+    out = np.empty(mean_p.shape[:-1])
+    for idx in np.ndindex(*out.shape):
+        inv_q = np.linalg.inv(cov_q[idx])
+        dm = mean_q[idx] - mean_p[idx]
+        out[idx] = 0.5 * (
+            np.trace(inv_q @ cov_p[idx])
+            + dm @ inv_q @ dm
+            - dm.size
+            + np.linalg.slogdet(cov_q[idx])[1]
+            - np.linalg.slogdet(cov_p[idx])[1]
+        )
+    return out / _unit(base)
+
+
+def gaussian_kl_diag(mean_p, log_var_p, mean_q, log_var_q, base=None):
+    mp, lvp, mq, lvq = (np.asarray(a, np.float64) for a in (mean_p, log_var_p, mean_q, log_var_q))
+    terms = np.exp(lvp - lvq) - 1 - (lvp - lvq) + (mp - mq) ** 2 / np.exp(lvq)
+    return 0.5 * np.sum(terms, -1) / _unit(base)
+
+
+def gaussian_entropy_mp(cov, dps=60):
+    """Differential entropy (nats) of one covariance, exactly as given, with mpmath."""
+    import mpmath
+
+    with mpmath.workdps(dps):
+        a = mpmath.matrix(np.asarray(cov, np.float64).tolist())
+        d = a.rows
+        return float(d * (1 + mpmath.log(2 * mpmath.pi)) / 2 + mpmath.log(mpmath.det(a)) / 2)
+
+
+def gaussian_kl_mp(mean_p, cov_p, mean_q, cov_q, dps=60):
+    """KL divergence (nats) of one pair, exactly as given, with mpmath."""
+    import mpmath
+
+    def mat(x):
+        return mpmath.matrix(np.asarray(x, np.float64).tolist())
+
+    with mpmath.workdps(dps):
+        cp, cq = mat(cov_p), mat(cov_q)
+        dm = mat(mean_q) - mat(mean_p)
+        inv_q = mpmath.inverse(cq)
+        tr = sum((inv_q * cp)[i, i] for i in range(cp.rows))
+        maha = (dm.T * inv_q * dm)[0, 0]
+        logdet = mpmath.log(mpmath.det(cq)) - mpmath.log(mpmath.det(cp))
+        return float((tr + maha - cp.rows + logdet) / 2)
+
+
+def ill_conditioned_covariance(rng, d, cond):
+    """A random SPD matrix with eigenvalues log-spaced from 1 down to 1/cond."""
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    lam = np.logspace(0, -np.log10(cond), d)
+    c = (q * lam) @ q.T
+    return (c + c.T) / 2

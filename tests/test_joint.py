@@ -1,0 +1,584 @@
+"""Joint measures (``_src/joint.py``): joint and conditional entropy, mutual information and
+its normalised form on probability tables, and the first three from joint logits."""
+
+import math
+from functools import partial
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import references as ref
+from absl.testing import parameterized
+from helpers import GARBAGE, check_traced_once, close, f64, jfwd, jgrad, jhess, jjvp, out_dtype
+from jax.test_util import check_grads
+
+import jaxent as je
+
+PROBABILITY_FNS = {
+    "joint_entropy": (je.joint_entropy, ref.joint_entropy),
+    "conditional_entropy": (je.conditional_entropy, ref.conditional_entropy),
+    "mutual_information": (je.mutual_information, ref.mutual_information),
+    "normalized_mutual_information": (
+        je.normalized_mutual_information,
+        ref.normalized_mutual_information,
+    ),
+}
+LOGIT_FNS = {
+    "joint_entropy_from_logits": (je.joint_entropy_from_logits, ref.joint_entropy_from_logits),
+    "conditional_entropy_from_logits": (
+        je.conditional_entropy_from_logits,
+        ref.conditional_entropy_from_logits,
+    ),
+    "mutual_information_from_logits": (
+        je.mutual_information_from_logits,
+        ref.mutual_information_from_logits,
+    ),
+}
+ALL_FNS = {**PROBABILITY_FNS, **LOGIT_FNS}
+
+
+def _kw(name, base):
+    """NMI is a ratio and takes no base."""
+    return {} if name == "normalized_mutual_information" else {"base": base}
+
+
+def random_tables(rng, shape, axes=(-2, -1), zeros=0.0):
+    """Joint distributions over ``axes`` (each table sums to 1); a fraction ``zeros`` of
+    cells exactly 0."""
+    return ref.random_probs(rng, shape, axes, zeros=zeros)
+
+
+def make_where(kind, rng, shape, axes):
+    """No mask, a mask of cells, a mask of whole X rows (a broadcast (X, 1) mask), or a
+    per-table mask with the first table masked out."""
+    if kind is None:
+        return None
+    ax = ref._axes(axes, len(shape))
+    if kind == "cells":
+        return rng.random(shape) < 0.7
+    if kind == "rows":
+        m = np.ones((1,) * len(shape), bool).repeat(shape[ax[0]], ax[0])
+        m[(slice(None),) * ax[0] + (0,)] = False
+        return m
+    batch = tuple(s for i, s in enumerate(shape) if i not in ax)
+    m = rng.random(batch) < 0.7
+    m.flat[0] = False
+    return m
+
+
+# Oracle tables: shapes with their (X, Y) axes.
+SHAPES_AXES = [
+    ((3, 4), (-2, -1)),
+    ((4, 3), (-1, -2)),
+    ((2, 3, 4), (0, 2)),
+    ((2, 3, 4), (-2, -1)),
+    ((3, 2, 4, 2), (3, 1)),
+]
+TABLE = (
+    [(s, a, jnp.float64, "cells") for s, a in SHAPES_AXES]
+    + [(s, a, jnp.float64, m) for s, a in SHAPES_AXES[2:4] for m in (None, "rows", "per_table")]
+    + [(*SHAPES_AXES[3], jnp.float32, None), (*SHAPES_AXES[4], jnp.float32, "cells")]
+    + [(*SHAPES_AXES[2], jnp.bfloat16, "per_table"), (*SHAPES_AXES[0], jnp.float16, None)]
+)
+
+
+BASES = (None, 2)
+
+
+def _all(fns, x, axes, where):
+    """Every function of ``fns`` on ``x`` in nats and in bits, in one compiled call."""
+
+    @jax.jit
+    def run(x):
+        return {
+            (n, i): f(x, axes=axes, where=where, **_kw(n, base))
+            for n, (f, _) in fns.items()
+            for i, base in enumerate(BASES)
+        }
+
+    return run(x)
+
+
+def _check_table(fns, x, axes, where, dtype):
+    got = _all(fns, x, axes, where)
+    for (name, i), value in got.items():
+        want = fns[name][1](f64(x), axes, where, **_kw(name, BASES[i]))
+        close(value, want, dtype, atol=5e-6)
+
+
+@pytest.mark.parametrize("shape,axes,dtype,mask_kind", TABLE)
+def test_probability_table(shape, axes, dtype, mask_kind):
+    rng = np.random.default_rng(0)
+    p = jnp.asarray(random_tables(rng, shape, axes, zeros=0.2), dtype)
+    _check_table(PROBABILITY_FNS, p, axes, make_where(mask_kind, rng, shape, axes), dtype)
+
+
+@pytest.mark.parametrize("shape,axes,dtype,mask_kind", TABLE)
+def test_logit_table(shape, axes, dtype, mask_kind):
+    rng = np.random.default_rng(1)
+    z = jnp.asarray(rng.normal(size=shape) * 2, dtype)
+    _check_table(LOGIT_FNS, z, axes, make_where(mask_kind, rng, shape, axes), dtype)
+
+
+# Independent references: dit, and scikit-learn on contingency tables of integer counts.
+
+
+def test_matches_dit():
+    rng = np.random.default_rng(2)
+    tables = [random_tables(rng, (3, 4), zeros=0.25) for _ in range(3)]
+    tables.append(np.array([[0.4, 0.1], [0.2, 0.3]]))
+    for t in tables:
+        want = ref.dit_joint_measures(t)
+        got = (
+            je.joint_entropy(t, base=2),
+            je.conditional_entropy(t, base=2),
+            je.mutual_information(t, base=2),
+        )
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+        z = np.log(np.where(t > 0, t, 0))
+        got = (
+            je.joint_entropy_from_logits(z, base=2),
+            je.conditional_entropy_from_logits(z, base=2),
+            je.mutual_information_from_logits(z, base=2),
+        )
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+# Contingency tables of counts: random, independent, a perfect match, and the limit cases
+# (one cluster on both sides; one cluster on one side).
+COUNTS = [
+    np.array([[3, 0, 1], [2, 5, 0], [0, 1, 4]]),
+    np.array([[1, 2], [2, 4], [3, 6]]),
+    np.array([[4, 0], [0, 6]]),
+    np.array([[0, 0, 0], [0, 7, 0]]),
+    np.array([[7]]),
+    np.array([[2, 3, 5]]),
+    np.array([[0, 0], [3, 4]]),
+]
+
+
+@pytest.mark.parametrize("counts", COUNTS, ids=range(len(COUNTS)))
+def test_matches_scikit_learn(counts):
+    metrics = pytest.importorskip("sklearn.metrics")
+    labels_true, labels_pred = ref.labels_from_counts(counts)
+    table = jnp.asarray(counts / counts.sum())
+    mi = metrics.mutual_info_score(labels_true, labels_pred)
+    nmi = metrics.normalized_mutual_info_score(labels_true, labels_pred)
+    np.testing.assert_allclose(je.mutual_information(table), mi, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(je.normalized_mutual_information(table), nmi, rtol=1e-12)
+    # with random counts too.
+    rng = np.random.default_rng(int(counts.sum()))
+    counts = rng.integers(0, 6, (4, 5))
+    labels_true, labels_pred = ref.labels_from_counts(counts)
+    table = jnp.asarray(counts / counts.sum())
+    np.testing.assert_allclose(
+        je.normalized_mutual_information(table),
+        metrics.normalized_mutual_info_score(labels_true, labels_pred),
+        rtol=1e-12,
+    )
+
+
+def test_normalized_limit_cases():
+    """0/0 (both marginals certain) is 1, as scikit-learn's; one certain marginal gives 0;
+    an all-zero table is 1 (scikit-learn's zero samples); a table masked out, or with all
+    its cells masked, is 0."""
+    nmi = je.normalized_mutual_information
+    assert nmi(jnp.array([[0.0, 0.0], [0.0, 1.0]])) == 1.0
+    assert nmi(jnp.zeros((2, 3))) == 1.0
+    assert nmi(jnp.array([[0.25, 0.75], [0.0, 0.0]])) == 0.0
+    assert nmi(jnp.array([[0.0, 0.0], [1.0, 0.0]]), where=jnp.array(False)) == 0.0
+    assert nmi(jnp.array([[0.0, 0.0], [1.0, 0.0]]), where=jnp.zeros((2, 2), bool)) == 0.0
+    # the derivative is finite (0 where the 0/0 is defined as 1).
+    for t in (jnp.array([[0.0, 0.0], [0.0, 1.0]]), jnp.zeros((2, 2))):
+        np.testing.assert_array_equal(jgrad(nmi)(t), 0.0)
+        np.testing.assert_array_equal(jfwd(nmi)(t), 0.0)
+
+
+def test_worked_numbers():
+    """A fair bit copied: H(X, Y) = H(X) = I = 1 bit, H(Y | X) = 0; independent fair bits:
+    H(X, Y) = 2 bits, I = 0, H(Y | X) = 1 bit."""
+    copy = jnp.array([[0.5, 0.0], [0.0, 0.5]])
+    indep = jnp.full((2, 2), 0.25)
+    for f, want_copy, want_indep in (
+        (je.joint_entropy, 1.0, 2.0),
+        (je.conditional_entropy, 0.0, 1.0),
+        (je.mutual_information, 1.0, 0.0),
+    ):
+        np.testing.assert_allclose(f(copy, base=2), want_copy, rtol=1e-15)
+        np.testing.assert_allclose(f(indep, base=2), want_indep, rtol=1e-15)
+    assert je.normalized_mutual_information(copy) == 1.0
+    assert je.normalized_mutual_information(indep) == 0.0
+
+
+# Simpler equivalent calls.
+
+
+@pytest.mark.parametrize("name", list(PROBABILITY_FNS))
+def test_masked_equals_sliced_or_zeroed(name):
+    f = PROBABILITY_FNS[name][0]
+    rng = np.random.default_rng(3)
+    p = jnp.asarray(random_tables(rng, (2, 4, 5)))
+    # masking whole X rows and Y columns == slicing them out.
+    rows, cols = np.array([True, False, True, True]), np.array([True, True, False, True, False])
+    where = rows[:, None] & cols[None, :]
+    np.testing.assert_allclose(f(p, where=where), f(p[:, rows][:, :, cols]), rtol=1e-14)
+    # masking cells == setting them to 0.
+    cells = rng.random((2, 4, 5)) < 0.6
+    np.testing.assert_allclose(f(p, where=cells), f(jnp.where(cells, p, 0)), rtol=1e-14)
+    # a per-table mask: tables masked out give 0.
+    on = np.array([False, True])
+    np.testing.assert_array_equal(f(p, where=on), np.where(on, f(p), 0.0))
+
+
+@pytest.mark.parametrize("name", list(LOGIT_FNS))
+def test_logits_masked_equals_sliced_or_neg_inf(name):
+    f = LOGIT_FNS[name][0]
+    rng = np.random.default_rng(4)
+    z = jnp.asarray(rng.normal(size=(2, 4, 5)))
+    rows, cols = np.array([True, False, True, True]), np.array([True, True, False, True, False])
+    where = rows[:, None] & cols[None, :]
+    np.testing.assert_allclose(f(z, where=where), f(z[:, rows][:, :, cols]), rtol=1e-14)
+    cells = rng.random((2, 4, 5)) < 0.6
+    cells[:, 0, 0] = True
+    np.testing.assert_allclose(f(z, where=cells), f(jnp.where(cells, z, -jnp.inf)), rtol=1e-14)
+    on = np.array([False, True])
+    np.testing.assert_array_equal(f(z, where=on), np.where(on, f(z), 0.0))
+    # the logits of a table, and its probabilities, give the same measure.
+    p = jax.nn.softmax(z, axis=(-2, -1))
+    prob_f = PROBABILITY_FNS[name.removesuffix("_from_logits")][0]
+    np.testing.assert_allclose(f(z), prob_f(p), rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_axes_equal_moveaxis(name):
+    f = ALL_FNS[name][0]
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(random_tables(rng, (3, 4, 5), (2, 0)))
+    if name.endswith("logits"):
+        x = jnp.log(x)
+    want = f(jnp.moveaxis(x, (2, 0), (-2, -1)))
+    np.testing.assert_allclose(f(x, axes=(2, 0)), want, rtol=1e-14)
+    np.testing.assert_allclose(f(x, axes=(-1, -3)), want, rtol=1e-14)
+
+
+def test_axes_order():
+    """axes=(-1, -2) swaps the roles: H(X | Y) and the joint of the transposed table;
+    joint entropy and mutual information are symmetric."""
+    rng = np.random.default_rng(6)
+    p = jnp.asarray(random_tables(rng, (2, 3, 4), zeros=0.2))
+    pt = jnp.swapaxes(p, -1, -2)
+    for f in (je.joint_entropy, je.mutual_information, je.normalized_mutual_information):
+        np.testing.assert_allclose(f(p, axes=(-1, -2)), f(p), rtol=1e-14)
+    h_x_y = je.conditional_entropy(p, axes=(-1, -2))
+    np.testing.assert_allclose(h_x_y, je.conditional_entropy(pt), rtol=1e-14)
+    np.testing.assert_allclose(
+        h_x_y, ref.joint_entropy(f64(p)) - ref.entropy(f64(p).sum(-2)), rtol=1e-13
+    )
+    # H(Y | X) = H(X, Y) - H(X), X on axis -2.
+    np.testing.assert_allclose(
+        je.conditional_entropy(p),
+        ref.joint_entropy(f64(p)) - ref.entropy(f64(p).sum(-1)),
+        rtol=1e-13,
+    )
+
+
+# Eager, jit and vmap agree; static options never retrace.
+
+
+VARIANTS = [
+    (f"{name}_{'options' if opts else 'default'}", name, opts)
+    for name in ALL_FNS
+    for opts in ({}, {"axes": (-1, -2), **_kw(name, 2)})
+]
+
+
+class PublicFunctionTest(chex.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.named_parameters(*VARIANTS)
+    def test_matches_eager(self, name, static):
+        f = ALL_FNS[name][0]
+        rng = np.random.default_rng(7)
+        x = jnp.asarray(random_tables(rng, (3, 4, 5), zeros=0.2))
+        if name.endswith("logits"):
+            x = jnp.log(x)
+        eager = f(x, **static)
+        g = partial(self.variant(f, static_argnames=tuple(static)), **static)
+        # compiled or not, the same to an ulp or two.
+        np.testing.assert_allclose(g(x), eager, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(jax.vmap(g)(x), eager, rtol=1e-14, atol=0)
+        # vmapped over a trailing axis, the tables on the leading two.
+        moved = jnp.moveaxis(x, 0, -1)
+        np.testing.assert_allclose(jax.vmap(g, in_axes=-1)(moved), eager, rtol=1e-14, atol=0)
+
+    @parameterized.named_parameters(*[(n, n) for n in ALL_FNS])
+    def test_static_options_do_not_retrace(self, name):
+        f = ALL_FNS[name][0]
+        rng = np.random.default_rng(8)
+        calls = [((jnp.asarray(rng.random((2, 3, 4))),), {}) for _ in range(3)]
+        check_traced_once(f, {"axes": (-1, -2), **_kw(name, 2)}, calls)
+
+
+# Gradients against closed forms written out here.
+
+
+def _probability_gradients(p, base):
+    """The closed-form gradients, 0 at zero cells (where the slopes diverge)."""
+    ln_b = 1.0 if base is None else math.log(base)
+    px, py = p.sum(-1, keepdims=True), p.sum(-2, keepdims=True)
+    nz = p > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp, lpx, lpy = np.log(p), np.log(px), np.log(py)
+        h = np.where(nz, -(lp + 1), 0) / ln_b
+        cond = np.where(nz, lpx - lp, 0) / ln_b
+        rho = np.where(nz, lp - lpx - lpy, 0)
+        mi = np.where(nz, rho - 1, 0) / ln_b
+        i = np.sum(p * rho, (-2, -1), keepdims=True)
+        hx = -np.sum(np.where(px > 0, px * lpx, 0), -2, keepdims=True)
+        hy = -np.sum(np.where(py > 0, py * lpy, 0), -1, keepdims=True)
+        n = 2 * i / (hx + hy)
+        d_i, d_hx, d_hy = rho - 1, -(lpx + 1), -(lpy + 1)
+        nmi = np.where(nz, (2 * d_i - n * (d_hx + d_hy)) / (hx + hy), 0)
+    return {
+        "joint_entropy": h,
+        "conditional_entropy": cond,
+        "mutual_information": mi,
+        "normalized_mutual_information": nmi,
+    }
+
+
+@pytest.mark.parametrize("base", [None, 2])
+def test_probability_gradients_closed_form(base):
+    rng = np.random.default_rng(9)
+    p = random_tables(rng, (2, 3, 4), zeros=0.25)
+    want = _probability_gradients(p, base)
+    for name, (f, _) in PROBABILITY_FNS.items():
+
+        def total(x, f=f, name=name):
+            return f(x, **_kw(name, base)).sum()
+
+        np.testing.assert_allclose(jgrad(total)(p), want[name], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(jfwd(total)(p), want[name], rtol=1e-12, atol=1e-15)
+
+
+def _logit_gradients(z, base):
+    ln_b = 1.0 if base is None else math.log(base)
+    p = ref.softmax(z.reshape(z.shape[0], -1)).reshape(z.shape)
+    px, py = p.sum(-1, keepdims=True), p.sum(-2, keepdims=True)
+    log_p = np.log(p)
+    h = -np.sum(p * log_p, (-2, -1), keepdims=True)
+    log_c = np.log(p / px)
+    h_c = -np.sum(p * log_c, (-2, -1), keepdims=True)
+    rho = np.log(p / (px * py))
+    i = np.sum(p * rho, (-2, -1), keepdims=True)
+    return {
+        "joint_entropy_from_logits": -p * (log_p + h) / ln_b,
+        "conditional_entropy_from_logits": -p * (log_c + h_c) / ln_b,
+        "mutual_information_from_logits": p * (rho - i) / ln_b,
+    }
+
+
+@pytest.mark.parametrize("base", [None, 2])
+def test_logit_gradients_closed_form(base):
+    rng = np.random.default_rng(10)
+    z = rng.normal(size=(2, 3, 4)) * 2
+    want = _logit_gradients(z, base)
+    for name, (f, _) in LOGIT_FNS.items():
+
+        def total(x, f=f):
+            return f(x, base=base).sum()
+
+        np.testing.assert_allclose(jgrad(total)(z), want[name], rtol=1e-12, atol=1e-16)
+        np.testing.assert_allclose(jfwd(total)(z), want[name], rtol=1e-12, atol=1e-16)
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_check_grads(name):
+    f = ALL_FNS[name][0]
+    rng = np.random.default_rng(11)
+    if name.endswith("logits"):
+        x = jnp.asarray(rng.normal(size=(2, 3)))
+    else:  # cells away from 0, where finite differences are exact (the table as given)
+        x = jnp.asarray(rng.uniform(0.05, 0.3, (2, 3)))
+    check_grads(jax.jit(f), (x,), order=2, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
+
+
+# Boundary inputs.
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_zero_cells_and_neg_inf_logits(name):
+    """Zero cells (-inf logits) give exact values and gradient 0 there, finite elsewhere, in
+    both modes, with a finite Hessian; an all-zero row of X takes no part."""
+    f, oracle = ALL_FNS[name]
+    p = np.array([[0.3, 0.0, 0.1], [0.0, 0.0, 0.0], [0.2, 0.25, 0.15]])
+    logits = name.endswith("logits")
+    with np.errstate(divide="ignore"):
+        x = jnp.asarray(np.log(p) if logits else p)
+    np.testing.assert_allclose(f(x), oracle(np.asarray(x)), rtol=1e-14)
+    g, t = jgrad(f)(x), jfwd(f)(x)
+    np.testing.assert_array_equal(g[p == 0], 0.0)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(t, g, rtol=1e-13)
+    _, tangent = jjvp(f, (x,), (jnp.ones_like(x),))
+    np.testing.assert_allclose(tangent, jnp.sum(g), rtol=1e-13)
+    assert np.all(np.isfinite(jhess(f)(x)))
+    if logits:
+        # the -inf cells behave as logits of -1e3 (numerically the same distribution).
+        clean = jnp.where(jnp.isinf(x), -1e3, x)
+        np.testing.assert_allclose(f(x), f(clean), rtol=1e-12)
+        np.testing.assert_allclose(g, jgrad(f)(clean), rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_masked_garbage_changes_nothing(name):
+    """Each table holds one GARBAGE value in a masked cell; the last table is fully masked
+    (and NaN). Values and gradients (both modes) equal those of clean tables."""
+    f = ALL_FNS[name][0]
+    n = len(GARBAGE)
+    rng = np.random.default_rng(12)
+    clean = random_tables(rng, (n + 1, 3, 4))
+    if name.endswith("logits"):
+        clean = np.log(clean)
+    mask = np.ones((n + 1, 3, 4), bool)
+    mask[:, 1, 2] = False
+    mask[n] = False
+    dirty = clean.copy()
+    dirty[:n, 1, 2] = GARBAGE
+    dirty[n] = np.nan
+    clean, dirty = jnp.asarray(clean), jnp.asarray(dirty)
+
+    def total(x):
+        return f(x, where=mask).sum()
+
+    np.testing.assert_array_equal(f(dirty, where=mask), f(clean, where=mask))
+    assert f(dirty, where=mask)[n] == 0
+    for transform in (jgrad, jfwd):
+        g = transform(total)(dirty)
+        np.testing.assert_array_equal(g, transform(total)(clean))
+        np.testing.assert_array_equal(g[~mask], 0.0)
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_invalid_values_give_nan(name):
+    f = ALL_FNS[name][0]
+    if name.endswith("logits"):
+        z = jnp.array([[0.0, -jnp.inf], [1.0, 0.5]])
+        assert np.isnan(f(z.at[1, 0].set(jnp.nan)))
+        assert np.isnan(f(z.at[1, 0].set(jnp.inf)))
+    else:
+        p = jnp.array([[0.5, 0.0], [0.25, 0.25]])
+        for bad in (np.nan, -0.25):
+            assert np.isnan(f(p.at[0, 1].set(bad))), bad
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_huge_logits(dtype):
+    """Four equal huge logits: log 4 jointly, log 2 given X, no information."""
+    big = 1e8 if dtype != jnp.float16 else 6e4
+    z = jnp.full((2, 2), big, dtype)
+    np.testing.assert_allclose(je.joint_entropy_from_logits(z), math.log(4), rtol=1e-6)
+    np.testing.assert_allclose(je.conditional_entropy_from_logits(z), math.log(2), rtol=1e-6)
+    assert je.mutual_information_from_logits(z) == 0.0
+    # a copied bit at 1e8 scale: one bit of information, none left given X.
+    z = jnp.array([[big, 0.0], [0.0, big]], dtype)
+    np.testing.assert_allclose(je.mutual_information_from_logits(z, base=2), 1.0, rtol=1e-6)
+    assert je.conditional_entropy_from_logits(z) == 0.0
+
+
+def test_all_neg_inf_table_gives_zero():
+    z = jnp.full((2, 2, 3), -jnp.inf).at[1, 0, 0].set(0.0)
+    for name, (f, _) in LOGIT_FNS.items():
+        np.testing.assert_array_equal(f(z), 0.0, err_msg=name)
+        np.testing.assert_array_equal(jgrad(lambda x, f=f: f(x).sum())(z), 0.0)
+
+
+def test_mutual_information_is_no_difference_of_entropies():
+    """A large, nearly independent float32 table: I is small beside H(X) + H(Y) ~ 8 nats.
+    The direct sum keeps its float32 error at a few ulps of 1, the difference of entropies
+    (as computed here in float32) loses I entirely; and I is never negative."""
+    rng = np.random.default_rng(13)
+    px, py = ref.random_probs(rng, (64,)), ref.random_probs(rng, (48,))
+    p64 = np.outer(px, py) * (1 + 1e-3 * rng.normal(size=(64, 48)))
+    p64 /= p64.sum()
+    p = jnp.asarray(p64, jnp.float32)
+    want = ref.mutual_information(f64(p))
+    got = je.mutual_information(p)
+    assert 1e-7 < want < 1e-6
+    np.testing.assert_allclose(got, want, rtol=0.3)
+    naive = (
+        je.entropy(p.sum(-1)) + je.entropy(p.sum(-2)) - je.joint_entropy(p)
+    )  # float32 throughout
+    assert abs(naive - want) > abs(got - want)
+    # exactly independent tables: I >= 0, at most a few ulps.
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        q = jnp.asarray(np.outer(ref.random_probs(r, (5,)), ref.random_probs(r, (7,))))
+        for dtype in (jnp.float32, jnp.float64):
+            i = je.mutual_information(q.astype(dtype))
+            assert 0 <= i < 10 * jnp.finfo(dtype).eps
+            i = je.mutual_information_from_logits(jnp.log(q).astype(dtype))
+            assert 0 <= i < 10 * jnp.finfo(dtype).eps
+
+
+def test_conditional_entropy_is_never_negative():
+    rng = np.random.default_rng(14)
+    p = jnp.asarray(random_tables(rng, (50, 6, 7), zeros=0.5), jnp.float32)
+    assert np.all(np.asarray(je.conditional_entropy(p)) >= 0)
+    # a table with Y a function of X: exactly 0.
+    f = jnp.eye(4)[jnp.array([2, 0, 3, 1])] / 4
+    assert je.conditional_entropy(f) == 0.0
+    assert je.conditional_entropy_from_logits(jnp.log(f)) == 0.0
+
+
+# Dtype contract and argument checks.
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_dtype_contract(dtype):
+    rng = np.random.default_rng(15)
+    p = jnp.asarray(random_tables(rng, (2, 3, 4)), dtype)
+    for name, (f, oracle) in ALL_FNS.items():
+        x = jnp.log(p) if name.endswith("logits") else p
+        v = f(x)
+        assert v.dtype == out_dtype(dtype), name
+        np.testing.assert_allclose(v, oracle(f64(x)), rtol=1e-12 if dtype == jnp.float64 else 1e-5)
+        g = jgrad(lambda u, f=f: f(u).sum())(x)
+        assert g.dtype == dtype, name
+    # integer tables (counts of 0 and 1) are accepted and computed in float.
+    v = je.mutual_information(jnp.array([[1, 0], [0, 0]]))
+    assert v == 0 and v.dtype.itemsize >= 4 and jnp.issubdtype(v.dtype, jnp.floating)
+
+
+@pytest.mark.parametrize("name", list(ALL_FNS))
+def test_static_argument_checks(name):
+    f = ALL_FNS[name][0]
+    x = jnp.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        f(jnp.zeros(4))
+    with pytest.raises(ValueError, match="`axes` must name two axes"):
+        f(x, axes=-1)
+    with pytest.raises(ValueError, match=r"`axes`.*same axis twice"):
+        f(x, axes=(1, -2))
+    with pytest.raises(ValueError, match=r"`axes`.*out of range"):
+        f(x, axes=(0, 3))
+    with pytest.raises(TypeError, match="`axes` must be"):
+        f(x, axes="xy")
+    with pytest.raises(TypeError, match="`where` must be a boolean"):
+        f(x, where=jnp.ones((3, 4)))
+    with pytest.raises(ValueError, match="`where` has shape"):
+        f(x, where=jnp.ones((5,), bool))
+    if name != "normalized_mutual_information":
+        with pytest.raises(ValueError, match="`base`"):
+            f(x, base=1)
+    if name.endswith("logits"):
+        with pytest.raises(TypeError, match="`joint_logits` must have a floating dtype"):
+            f(jnp.zeros((2, 3), int))
+        with pytest.raises(ValueError, match="`joint_logits` has no cells"):
+            f(jnp.zeros((2, 0)))
+    else:
+        with pytest.raises(TypeError, match="`joint` must hold real numbers"):
+            f(jnp.zeros((2, 3), complex))
+        # an empty table is an empty sum.
+        assert f(jnp.zeros((2, 0))) == (1.0 if name == "normalized_mutual_information" else 0.0)
