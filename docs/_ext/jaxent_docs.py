@@ -61,9 +61,12 @@ def public_names() -> list[str]:
     return [f"{module}.{name}" for module, names in public_modules() for name in names]
 
 
-def _autodoc_directive(qualified: str) -> str:
+def _autodoc_directive(qualified: str) -> str | None:
+    """The autodoc directive for a public name; None for a submodule (its own section)."""
     module_name, name = qualified.rsplit(".", 1)
     obj = getattr(importlib.import_module(module_name), name)
+    if inspect.ismodule(obj):
+        return None
     if inspect.isclass(obj):
         return "autoclass"
     if callable(obj):
@@ -78,7 +81,7 @@ class ApiDirective(SphinxDirective):
         lines: list[str] = []
         for module, names in public_modules():
             title = f"``{module}``"
-            lines += [title, "-" * len(title), "", f".. currentmodule:: {module}", ""]
+            lines += [title, "-" * len(title), "", f".. py:module:: {module}", ""]
             if module != "jaxent":
                 doc = inspect.getdoc(importlib.import_module(module)) or ""
                 lines += [*doc.splitlines(), ""]
@@ -86,7 +89,9 @@ class ApiDirective(SphinxDirective):
             lines += [f"   {name}" for name in names]
             lines.append("")
             for name in names:
-                lines += [f".. {_autodoc_directive(f'{module}.{name}')}:: {module}.{name}", ""]
+                directive = _autodoc_directive(f"{module}.{name}")
+                if directive is not None:
+                    lines += [f".. {directive}:: {module}.{name}", ""]
         self.state_machine.insert_input(StringList(lines, source="<jaxent-api>"), "<jaxent-api>")
         return []
 
