@@ -10,6 +10,7 @@ The posterior mean entropy is an integral over :math:`\xi`, computed here on a f
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -76,13 +77,14 @@ def entropy_nsb(
         \langle H \rangle_{\beta(\xi)}\, d\xi}{\int_0^{\log K} p(n \mid \beta(\xi))\, d\xi}
         \quad\text{nats (divided by } \ln b \text{ for } \texttt{base}).
 
-    The integrals use the midpoint rule on ``GRID_SIZE`` = 256 equal cells of
-    :math:`(0, \log K)`, with :math:`\beta(\xi)` found by bisection and the log-evidence
-    through ``gammaln``, normalised by its log-sum-exp; everything is jit-able, and the
-    cost is :math:`256\,K` evaluations of ``gammaln`` and ``digamma`` per histogram.
-    Against adaptive quadrature in float64 (``scipy.integrate.quad``) the estimate
-    agrees to 1e-6 relative on the tested histograms (K = 2 to 200, N = 1 to 10^4,
-    ``tests/test_estimators.py``). K = 1 gives 0 (a single bin has no entropy); an
+    The integrals use two-point Gauss-Legendre quadrature on 64 equal panels of
+    :math:`(0, \log K)` (``GRID_SIZE`` = 128 nodes, equal weights), with
+    :math:`\beta(\xi)` found by bisection and the log-evidence through ``gammaln``,
+    normalised by its log-sum-exp; everything is jit-able, and the cost is :math:`128\,K`
+    evaluations of ``gammaln`` and ``digamma`` per histogram. Against adaptive quadrature
+    in float64 (``scipy.integrate.quad``) the largest relative difference measured was
+    7e-8, over eleven histograms with K = 2 to 1000 and N = 3 to 10^5; the tests hold it to 1e-6
+    in float64 and 3e-5 in float32. K = 1 gives 0 (a single bin has no entropy); an
     all-zero histogram gives 0, not the prior mean :math:`\log K / 2`; a negative, NaN or
     infinite count gives NaN.
 
@@ -117,18 +119,24 @@ def entropy_nsb(
     k = h.num_bins
     if k <= 1:
         return h.finish(jnp.zeros_like(h.total), base)
-    _, beta = xi_grid(k, h.n.dtype)
+    return h.finish(_posterior_mean_entropy(h.n, h.total, num_bins=k), base)
+
+
+@functools.partial(jax.jit, static_argnames=("num_bins",))
+def _posterior_mean_entropy(n: jax.Array, total: jax.Array, *, num_bins: int) -> jax.Array:
+    """The NSB integrals on the grid; jitted so that eager calls reuse the compiled loops."""
+    _, beta = xi_grid(num_bins, n.dtype)
 
     def at_node(b):
         """Log-evidence and posterior mean entropy at one node, for every histogram."""
-        kb = k * b
+        kb = num_bins * b
         log_evidence = (
-            gammaln(kb) - gammaln(h.total + kb) + jnp.sum(gammaln(h.n + b) - gammaln(b), axis=-1)
+            gammaln(kb) - gammaln(total + kb) + jnp.sum(gammaln(n + b) - gammaln(b), axis=-1)
         )
-        sum_psi = jnp.sum((h.n + b) * digamma(h.n + b + 1), axis=-1)
-        return log_evidence, digamma(h.total + kb + 1) - sum_psi / (h.total + kb)
+        sum_psi = jnp.sum((n + b) * digamma(n + b + 1), axis=-1)
+        return log_evidence, digamma(total + kb + 1) - sum_psi / (total + kb)
 
     # One node at a time: the [..., K] terms of a node are reduced before the next.
     log_evidence, mean_h = jax.lax.map(at_node, beta)
     weights = jax.nn.softmax(log_evidence, axis=0)
-    return h.finish(jnp.sum(weights * mean_h, axis=0), base)
+    return jnp.sum(weights * mean_h, axis=0)
