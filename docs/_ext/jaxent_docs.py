@@ -160,7 +160,7 @@ def docstring_of(script: pathlib.Path) -> tuple[str, str]:
 
     doc = ast.get_docstring(ast.parse(script.read_text())) or script.stem
     first, _, rest = doc.partition("\n")
-    return first.strip(), rest.strip()
+    return first.strip().rstrip("."), rest.strip()
 
 
 def _indent(text: str) -> list[str]:
