@@ -12,6 +12,7 @@ that their target is stated against (a fresh ``jnp.copy`` of the logits, or a ro
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,6 +42,7 @@ GROUPS = (
     "kl_logits",
     "measures",
     "fused",
+    "estimators",
 )
 
 
@@ -459,6 +461,117 @@ def parallel(shapes, quick: bool) -> Iterator[Case]:
         )
 
 
+def _pyitlib() -> Any:
+    """pyitlib's discrete random variable module, or None where it is not installed."""
+    try:
+        return importlib.import_module("pyitlib.discrete_random_variable")
+    except ImportError:
+        return None
+
+
+def _counts(shape: tuple[int, int], total: int) -> np.ndarray:
+    """Histograms of ``total`` draws from Dirichlet(0.5) distributions, float32."""
+    rng = np.random.default_rng(9)
+    p = rng.dirichlet(np.full(shape[1], 0.5), size=shape[0])
+    return rng.multinomial(total, p).astype(np.float32)
+
+
+def _scipy_loop(*arrays: np.ndarray) -> np.ndarray:
+    return np.array([scipy.stats.entropy(*rows) for rows in zip(*arrays, strict=True)])
+
+
+def estimators(shapes, quick: bool) -> Iterator[Case]:
+    """Many small distributions at once: entropy and KL of probabilities, and the entropy
+    estimators on histograms, each vmapped over the batch, against SciPy's
+    ``stats.entropy`` on the whole batch and in a Python loop over rows, and against
+    pyitlib (which loops over rows itself) where it is installed. pyitlib and NSB are timed
+    on the first tenth of the rows."""
+    shape = (64, 32) if quick else (10_000, 256)
+    few = (shape[0] // 10, shape[1])
+    total = 100 if quick else 1000
+    drv = _pyitlib()
+    p_np, q_np = _probs(4, shape), _probs(5, shape)
+    p, q = jnp.asarray(p_np), jnp.asarray(q_np)
+    note = "host variants run NumPy/SciPy/pyitlib on the same float32 data; ratios to scipy.stats"
+    variants = [
+        Variant("jaxent", jax.vmap(je.entropy), (p,)),
+        Variant("scipy.stats", lambda p: scipy.stats.entropy(p, axis=-1), (p_np,), "host"),
+        Variant("scipy loop", _scipy_loop, (p_np,), "host"),
+    ]
+    if drv is not None:
+        variants.append(
+            Variant("pyitlib", lambda p: drv.entropy_pmf(p, base=np.e), (p_np,), "host")
+        )
+    yield Case("estimators", "entropy", shape, "float32", variants, 1e-5, "scipy.stats", note)
+    variants = [
+        Variant("jaxent", jax.vmap(je.kl_divergence), (p, q)),
+        Variant(
+            "scipy.stats", lambda p, q: scipy.stats.entropy(p, q, axis=-1), (p_np, q_np), "host"
+        ),
+        Variant("scipy loop", _scipy_loop, (p_np, q_np), "host"),
+    ]
+    if drv is not None:
+        variants.append(
+            Variant(
+                "pyitlib",
+                lambda p, q: drv.divergence_kullbackleibler_pmf(p, q, base=np.e),
+                (p_np, q_np),
+                "host",
+            )
+        )
+    yield Case("estimators", "kl", shape, "float32", variants, 1e-5, "scipy.stats", note)
+    c_np = _counts(shape, total)
+    c = jnp.asarray(c_np)
+    yield Case(
+        "estimators",
+        "plugin",
+        shape,
+        "float32",
+        [
+            Variant("jaxent", jax.vmap(je.estimators.entropy_plugin), (c,)),
+            Variant("scipy.stats", lambda c: scipy.stats.entropy(c, axis=-1), (c_np,), "host"),
+            Variant("scipy loop", _scipy_loop, (c_np,), "host"),
+        ],
+        1e-5,
+        "scipy.stats",
+        f"counts: {total} draws per histogram; SciPy normalises them to probabilities",
+    )
+    for name in ("miller_madow", "grassberger", "chao_shen", "james_stein"):
+        fn = getattr(je.estimators, f"entropy_{name}")
+        yield Case("estimators", name, shape, "float32", [Variant("jaxent", jax.vmap(fn), (c,))])
+    few_c = jnp.asarray(c_np[: few[0]])
+    yield Case(
+        "estimators",
+        "nsb",
+        few,
+        "float32",
+        [Variant("jaxent", jax.vmap(je.estimators.entropy_nsb), (few_c,))],
+        note="128 quadrature nodes x K gammaln and digamma per histogram",
+    )
+    if drv is not None:
+        samples = np.stack([np.repeat(np.arange(few[1]), r) for r in c_np[: few[0]].astype(int)])
+        alphabet = np.broadcast_to(np.arange(few[1]), few)
+        for name, estimator in (("plugin", "ML"), ("james_stein", "JAMES-STEIN")):
+            fn = getattr(je.estimators, f"entropy_{name}")
+
+            def pyit(x, estimator=estimator):
+                return drv.entropy(x, estimator=estimator, base=np.e, Alphabet_X=alphabet)
+
+            yield Case(
+                "estimators",
+                f"{name} vs pyitlib",
+                few,
+                "float32",
+                [
+                    Variant("jaxent", jax.vmap(fn), (few_c,)),
+                    Variant("pyitlib", pyit, (samples,), "host"),
+                ],
+                1e-5,
+                "pyitlib",
+                "pyitlib takes the samples behind the counts; ratios to pyitlib",
+            )
+
+
 BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "limits": limits,
     "xent_int": xent_int,
@@ -468,6 +581,7 @@ BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "kl_logits": kl_logits,
     "measures": measures,
     "fused": fused,
+    "estimators": estimators,
     # Not in GROUPS: it needs 8 devices, so ``python -m benchmarks.parallel`` runs it.
     "parallel": parallel,
 }
@@ -488,6 +602,8 @@ def count(group: str, quick: bool) -> int:
         return len(_fused_shapes(quick))
     if group == "parallel":
         return len(_parallel_configs(quick))
+    if group == "estimators":
+        return 8 + 2 * (_pyitlib() is not None)
     return 2 if group == "measures" else per_dtype[group] * len(DTYPES)
 
 
