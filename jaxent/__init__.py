@@ -12,6 +12,10 @@ from ._src.entropy import self_information as self_information
 from ._src.focal import poly1_softmax_cross_entropy as poly1_softmax_cross_entropy
 from ._src.focal import sigmoid_focal_loss as sigmoid_focal_loss
 from ._src.focal import softmax_focal_loss as softmax_focal_loss
+from ._src.gaussian import gaussian_entropy as gaussian_entropy
+from ._src.gaussian import gaussian_entropy_diag as gaussian_entropy_diag
+from ._src.gaussian import gaussian_kl as gaussian_kl
+from ._src.gaussian import gaussian_kl_diag as gaussian_kl_diag
 from ._src.joint import conditional_entropy as conditional_entropy
 from ._src.joint import conditional_entropy_from_logits as conditional_entropy_from_logits
 from ._src.joint import joint_entropy as joint_entropy
@@ -49,6 +53,10 @@ __all__ = [
     "entropy_from_logits",
     "estimators",
     "expected_calibration_error",
+    "gaussian_entropy",
+    "gaussian_entropy_diag",
+    "gaussian_kl",
+    "gaussian_kl_diag",
     "joint_entropy",
     "joint_entropy_from_logits",
     "kl_divergence",

@@ -229,3 +229,92 @@ def test_adversarial_sweep_probabilities(name):
         else:
             assert not np.isnan(v_on[i]), (name, s)
             assert not np.any(np.isnan(g_on[i])), (name, s)
+
+
+# Joint measures and Gaussian closed forms: identities and bounds on random inputs.
+
+
+@st.composite
+def joint_cases(draw):
+    """Seeded tables [2, X, 4] (X = 1 makes H(X) = 0) with zero cells, and a dtype."""
+    nx = draw(st.sampled_from([1, 3]))
+    dtype = draw(st.sampled_from([jnp.float32, jnp.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return jnp.asarray(ref.random_probs(rng, (2, nx, 4), (-2, -1), zeros=0.3), dtype)
+
+
+@jax.jit
+def _joint_measures(p):
+    z = jnp.log(p)
+    return {
+        "h_xy": je.joint_entropy(p),
+        "h_y_x": je.conditional_entropy(p),
+        "mi": je.mutual_information(p),
+        "nmi": je.normalized_mutual_information(p),
+        "h_x": je.entropy(p.sum(-1)),
+        "h_y": je.entropy(p.sum(-2)),
+        "logits": (
+            je.joint_entropy_from_logits(z),
+            je.conditional_entropy_from_logits(z),
+            je.mutual_information_from_logits(z),
+        ),
+    }
+
+
+@SETTINGS
+@given(joint_cases())
+def test_joint_measure_identities(p):
+    m = _joint_measures(p)
+    t = _tol(p.dtype)
+    # I = H(X) + H(Y) - H(X, Y) >= 0, computed apart (no cancellation in I itself).
+    assert np.all(np.asarray(m["mi"]) >= 0)
+    np.testing.assert_allclose(m["mi"], m["h_x"] + m["h_y"] - m["h_xy"], rtol=t, atol=t)
+    # H(Y | X) = H(X, Y) - H(X) <= H(Y).
+    np.testing.assert_allclose(m["h_y_x"], m["h_xy"] - m["h_x"], rtol=t, atol=t)
+    assert np.all(np.asarray(m["h_y_x"]) >= 0)
+    assert np.all(np.asarray(m["h_y_x"]) <= np.asarray(m["h_y"]) + t)
+    # 0 <= NMI <= 1.
+    nmi = np.asarray(m["nmi"])
+    assert np.all((nmi >= 0) & (nmi <= 1 + t))
+    # the logit forms give the same values.
+    for got, want in zip(m["logits"], (m["h_xy"], m["h_y_x"], m["mi"]), strict=True):
+        np.testing.assert_allclose(got, want, rtol=t, atol=t)
+
+
+@st.composite
+def gaussian_cases(draw):
+    """Two seeded Gaussians in D dimensions (full and diagonal covariances), and a dtype."""
+    d = draw(st.sampled_from([1, 3]))
+    dtype = draw(st.sampled_from([jnp.float32, jnp.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    a = rng.normal(size=(2, 2, d, d))
+    cov = a @ np.swapaxes(a, -1, -2) / d + 0.1 * np.eye(d)
+    x = (rng.normal(size=(2, 2, d)), cov, rng.normal(size=(2, 2, d)) * 2)
+    return tuple(jnp.asarray(v, dtype) for v in x)
+
+
+@jax.jit
+def _gaussian_measures(mean, cov, log_var):
+    (mp, mq), (cp, cq), (lp, lq) = mean, cov, log_var
+    diag = jnp.log(jnp.diagonal(cp, axis1=-2, axis2=-1))
+    return {
+        "kl": je.gaussian_kl(mp, cp, mq, cq),
+        "kl_same": je.gaussian_kl(mp, cp, mp, cp),
+        "kl_diag": je.gaussian_kl_diag(mp, lp, mq, lq),
+        "kl_diag_same": je.gaussian_kl_diag(mp, lp, mp, lp),
+        "h": je.gaussian_entropy(cp),
+        "h_of_diagonal": je.gaussian_entropy_diag(diag),
+    }
+
+
+@SETTINGS
+@given(gaussian_cases())
+def test_gaussian_kl_nonnegative_and_hadamard(case):
+    m = _gaussian_measures(*case)
+    eps = float(jnp.finfo(case[0].dtype).eps)
+    # KL >= 0, and 0 at equality (to within the rounding of L^-1 L).
+    assert np.all(np.asarray(m["kl"]) >= 0) and np.all(np.asarray(m["kl_diag"]) >= 0)
+    assert np.all(np.asarray(m["kl_same"]) <= 16 * eps**2)
+    assert np.all(np.asarray(m["kl_diag_same"]) == 0)
+    # Hadamard: det(Sigma) <= prod(Sigma_ii), so h(Sigma) <= h(diag(Sigma)).
+    assert np.all(np.asarray(m["h"]) <= np.asarray(m["h_of_diagonal"]) + 10 * eps)
