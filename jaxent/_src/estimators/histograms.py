@@ -18,7 +18,6 @@ estimators share is written here once:
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import jax
@@ -75,7 +74,7 @@ def from_bins_last(n: jax.Array, *, occupied_only: bool) -> Histograms:
         n = jnp.where(n > 0, n, jax.lax.stop_gradient(n))
     total = jnp.sum(n, axis=-1)
     safe_total = jnp.where(total > 0, total, 1)
-    return Histograms(n, total, safe_total, valid, math.prod(n.shape[-1:]))
+    return Histograms(n, total, safe_total, valid, n.shape[-1])
 
 
 def occupied(n: jax.Array) -> jax.Array:
