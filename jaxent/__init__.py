@@ -8,7 +8,15 @@ from ._src.divergences import kl_divergence_from_logits as kl_divergence_from_lo
 from ._src.entropy import binary_entropy as binary_entropy
 from ._src.entropy import entropy as entropy
 from ._src.entropy import entropy_from_logits as entropy_from_logits
+from ._src.entropy import renyi_entropy as renyi_entropy
 from ._src.entropy import self_information as self_information
+from ._src.entropy import tsallis_entropy as tsallis_entropy
+from ._src.f_divergences import hellinger as hellinger
+from ._src.f_divergences import js_divergence as js_divergence
+from ._src.f_divergences import js_divergence_from_logits as js_divergence_from_logits
+from ._src.f_divergences import renyi_divergence as renyi_divergence
+from ._src.f_divergences import renyi_divergence_from_logits as renyi_divergence_from_logits
+from ._src.f_divergences import total_variation as total_variation
 from ._src.focal import poly1_softmax_cross_entropy as poly1_softmax_cross_entropy
 from ._src.focal import sigmoid_focal_loss as sigmoid_focal_loss
 from ._src.focal import softmax_focal_loss as softmax_focal_loss
@@ -57,8 +65,11 @@ __all__ = [
     "gaussian_entropy_diag",
     "gaussian_kl",
     "gaussian_kl_diag",
+    "hellinger",
     "joint_entropy",
     "joint_entropy_from_logits",
+    "js_divergence",
+    "js_divergence_from_logits",
     "kl_divergence",
     "kl_divergence_from_logits",
     "linear_softmax_cross_entropy",
@@ -70,10 +81,15 @@ __all__ = [
     "parallel",
     "perplexity",
     "poly1_softmax_cross_entropy",
+    "renyi_divergence",
+    "renyi_divergence_from_logits",
+    "renyi_entropy",
     "self_information",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
     "softmax_focal_loss",
+    "total_variation",
+    "tsallis_entropy",
 ]

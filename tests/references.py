@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 from scipy import special
 
@@ -397,32 +398,32 @@ def brier_score(probs, labels, axis=-1, where=None):
 
 
 # Generalised entropies and divergences: Rényi, Tsallis, Jensen-Shannon, total variation,
-# Hellinger. Orders are Python floats. Near order 1, where the closed forms divide 0 by 0 in
-# float64, the values come from the cumulants of the log-ratio (a Taylor series in alpha - 1).
+# Hellinger. Orders are Python floats. The Rényi and Tsallis sums, whose closed forms divide
+# 0 by 0 near order 1, are evaluated with 50 significant digits (mpmath).
 
-_NEAR_ONE = 1e-3
+_DIGITS = mpmath.mp.clone()
+_DIGITS.dps = 50
 
 
 def _power_mean(w_all, v, beta):
-    """(1/beta) log(sum w e^(beta v) / sum w) over w > 0: Rényi's power mean, in float64."""
-    total = np.sum(w_all)
+    """(1/beta) log(sum w e^(beta v) / sum w) over w > 0: Rényi's power mean."""
     keep = w_all > 0
-    w, v = w_all[keep] / total, v[keep]
+    w, v = w_all[keep], v[keep]
     if np.isinf(beta):
         return np.max(v)
+    mp = _DIGITS
+    total = mp.fsum(mp.mpf(a) for a in w)
     if np.any(v == np.inf):
         if beta >= 0:
             return np.inf
-        w, v = w[v < np.inf], v[v < np.inf]
+        w, v = w[v < np.inf], v[v < np.inf]  # terms e^(beta * inf) = 0
         if w.size == 0:
             return np.inf
-    if abs(beta) < _NEAR_ONE and np.all(np.isfinite(v)):
-        m1 = np.sum(w * v)
-        c = v - m1
-        k2, k3 = np.sum(w * c**2), np.sum(w * c**3)
-        k4 = np.sum(w * c**4) - 3 * k2**2
-        return m1 + k2 * beta / 2 + k3 * beta**2 / 6 + k4 * beta**3 / 24
-    return special.logsumexp(beta * v, b=w) / beta
+    if beta == 0:
+        return float(mp.fsum(mp.mpf(a) * mp.mpf(b) for a, b in zip(w, v, strict=True)) / total)
+    b = mp.mpf(beta)
+    s = mp.fsum(mp.mpf(a) * mp.exp(b * mp.mpf(x)) for a, x in zip(w, v, strict=True))
+    return float(mp.log(s / total) / b)
 
 
 def renyi_entropy(p, alpha, axis=-1, where=None, base=None):
@@ -440,11 +441,11 @@ def tsallis_entropy(p, q, axis=-1, where=None):
         x = x[x > 0]
         if np.isinf(q):
             return 0.0
-        if abs(q - 1) < _NEAR_ONE:  # -sum x log x (1 + b/2 + b^2/6 + ...), b = (q - 1) log x
-            lx = np.log(x)
-            b = (q - 1) * lx
-            return -np.sum(x * lx * (1 + b / 2 + b**2 / 6 + b**3 / 24 + b**4 / 120))
-        return np.sum(x - x**q) / (q - 1)
+        mp = _DIGITS
+        if q == 1:
+            return float(-mp.fsum(mp.mpf(a) * mp.log(mp.mpf(a)) for a in x))
+        b = mp.mpf(q) - 1
+        return float(mp.fsum((mp.mpf(a) - mp.mpf(a) ** (b + 1)) / b for a in x))
 
     return _per_row(row, [p], axis, where)
 

@@ -1,0 +1,704 @@
+r"""Divergences beyond KL: Jensen-Shannon, Rényi, total variation and Hellinger.
+
+Each measure here is an f-divergence :math:`\sum_i q_i f(p_i / q_i)` or a monotone function
+of one: the Rényi divergence of the power sum :math:`\sum_i p_i^\alpha q_i^{1-\alpha}`, the
+Hellinger distance of the Bhattacharyya coefficient. The Rényi power mean
+(``log_power_mean``) is written once here and also gives ``renyi_entropy``.
+
+The reference distribution comes first, as in ``kl_divergence(p, q)``. Computed in at least
+float32; gradients follow the convention of ``numerics``: exact where finite, 0 where the
+slope diverges (at a zero probability, and at the cusp of the Hellinger distance).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import arguments
+from .divergences import _pair
+from .numerics import is_zero
+from .softmax import ShiftedLogits
+
+# |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
+_NEAR = 0.25
+
+
+def _two(
+    p: jax.typing.ArrayLike, q: jax.typing.ArrayLike, axis: arguments.Axis, where
+) -> tuple[jax.Array, jax.Array, tuple[int, ...], arguments.Mask | None]:
+    """``divergences._pair``: two distributions validated, masked entries neutral."""
+    return _pair(p, q, axis, where)
+
+
+def order(value: jax.typing.ArrayLike, name: str, batch: tuple[int, ...]) -> jax.Array:
+    """An order (Rényi's alpha, Tsallis' q): a number or a real array that broadcasts against
+    the per-example shape ``batch``. Known values (not traced) must be >= 0 or inf."""
+    x = arguments.as_array(value, name)
+    if x.dtype == jnp.bool_ or not (
+        jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)
+    ):
+        raise TypeError(f"`{name}` must be a real number or array, got dtype {x.dtype}.")
+    try:
+        np.broadcast_shapes(x.shape, batch)
+    except ValueError:
+        raise ValueError(
+            f"`{name}` has shape {x.shape}, which does not broadcast against the per-example "
+            f"shape {batch}."
+        ) from None
+    if not arguments.is_traced(x):
+        v = np.asarray(x, np.float64)
+        if np.any(np.isnan(v) | (v < 0)):
+            raise ValueError(
+                f"`{name}` must be >= 0 (inf allowed), got {value!r}; a traced negative or "
+                "NaN order gives NaN."
+            )
+    return x
+
+
+def per_example_order(x: jax.Array, dtype) -> jax.Array:
+    """An order laid out to broadcast against ``[..., K]`` rows: a trailing axis of 1."""
+    return jnp.expand_dims(x.astype(dtype), -1)
+
+
+# Taylor coefficients about 0, highest first, for |x| below _SERIES_RADIUS (to 1e-17).
+_SERIES_RADIUS = 0.1
+# d/dx (e^x - 1)/x: (k - 1) / k! for k = 2..12.
+_EXPM1_SLOPE_SERIES = tuple((k - 1) / math.factorial(k) for k in range(12, 1, -1))
+# d/ds log(1 + s)/s: (-1)^k k / (k + 1) for k = 1..16.
+_LOG1P_SLOPE_SERIES = tuple((-1) ** k * k / (k + 1) for k in range(16, 0, -1))
+
+
+def _series(coefficients, x, closed):
+    """A Taylor series near 0 and ``closed(x)`` elsewhere, neither evaluated where unused."""
+    small = jnp.abs(x) < _SERIES_RADIUS
+    xs = jnp.where(small, x, 0)
+    out = jnp.zeros_like(x)
+    for c in coefficients:
+        out = out * xs + c
+    return jnp.where(small, out, closed(jnp.where(small, 1, x)))
+
+
+def expm1_over_x_slope(x: jax.Array) -> jax.Array:
+    r""":math:`\frac{d}{dx}\frac{e^x - 1}{x} = \frac{x e^x - e^x + 1}{x^2}`, 1/2 at 0."""
+    return _series(_EXPM1_SLOPE_SERIES, x, lambda u: (u * jnp.exp(u) - jnp.expm1(u)) / (u * u))
+
+
+@jax.custom_jvp
+def expm1_over_x(x: jax.Array) -> jax.Array:
+    r""":math:`(e^x - 1)/x`, 1 at 0 (accurate everywhere: ``expm1``)."""
+    safe = jnp.where(x == 0, 1, x)
+    return jnp.where(x == 0, 1, jnp.expm1(safe) / safe)
+
+
+expm1_over_x.defjvp(lambda p, t: (expm1_over_x(p[0]), expm1_over_x_slope(p[0]) * t[0]))
+
+
+def _log1p_over_x_slope(s: jax.Array) -> jax.Array:
+    r""":math:`\frac{d}{ds}\frac{\log(1 + s)}{s} = \frac{s/(1+s) - \log(1+s)}{s^2}`, -1/2 at 0."""
+    return _series(_LOG1P_SLOPE_SERIES, s, lambda u: (u / (1 + u) - jnp.log1p(u)) / (u * u))
+
+
+@jax.custom_jvp
+def _log1p_over_x(s: jax.Array) -> jax.Array:
+    safe = jnp.where(s == 0, 1, s)
+    return jnp.where(s == 0, 1, jnp.log1p(safe) / safe)
+
+
+_log1p_over_x.defjvp(lambda p, t: (_log1p_over_x(p[0]), _log1p_over_x_slope(p[0]) * t[0]))
+
+
+def _lpm_parts(p, v, beta, axis):
+    r"""The Rényi power mean G of ``v`` under the weights ``p`` and the pieces of its JVP.
+
+    With :math:`w = p / \sum p` over the support :math:`p_i > 0`,
+
+    .. math:: G = \frac{1}{\beta} \log \sum_i w_i e^{\beta v_i}, \qquad
+        G(0) = \sum_i w_i v_i, \qquad G(\infty) = \max_i v_i,
+
+    0 for a row without support. ``v`` may be +inf on the support (a zero of q under p):
+    G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. Near
+    :math:`\beta = 0` it is computed as :math:`\log(1 + S)/S \cdot S/\beta` with
+    :math:`S = \sum w\,\mathrm{expm1}(\beta v)`, free of 0/0; elsewhere by log-sum-exp.
+    Returns G and its derivatives in ``p`` (holding v), ``v`` (the escort weights r) and
+    :math:`\beta`, each 0 where G is infinite or the row is empty.
+    """
+    sup = p > 0
+    inf_v = sup & (v == jnp.inf)
+    fin = sup & ~inf_v
+    total = jnp.sum(p, axis, keepdims=True)
+    empty = total == 0
+    nan_row = jnp.isnan(total)
+    total = jnp.where(empty, 1, total)
+    w = jnp.where(fin, p / total, 0)
+    m_inf = jnp.sum(jnp.where(inf_v, p / total, 0), axis, keepdims=True)
+    hit = jnp.any(inf_v, axis, keepdims=True)
+    t = jnp.where(fin, v, 0)
+    top = beta == jnp.inf
+    near = jnp.abs(beta) <= _NEAR
+    bn = jnp.where(near, beta, 0)
+    bf = jnp.where(near | top, 1, beta)
+    neg = bn < 0
+    bn_neg = jnp.where(neg, bn, -1)
+    # Near 1: G = log1p(S)/S * M with M = S / beta, both free of 0/0.
+    xn = bn * t
+    s = jnp.sum(w * jnp.expm1(xn), axis, keepdims=True) - m_inf
+    m = jnp.sum(w * t * expm1_over_x(xn), axis, keepdims=True)
+    m = m - jnp.where(neg, m_inf / bn_neg, 0)
+    g_near = _log1p_over_x(s) * m
+    k_near = jnp.log1p(s)
+    # Elsewhere: log-sum-exp of log p + beta v over the finite terms.
+    a = jnp.where(fin, jnp.log(jnp.where(fin, p, 1)) + bf * t, -jnp.inf)
+    a_max = jax.lax.stop_gradient(jnp.max(a, axis, keepdims=True))
+    a_max = jnp.where(jnp.isfinite(a_max), a_max, 0)
+    lse = jnp.log(jnp.sum(jnp.exp(a - a_max), axis, keepdims=True)) + a_max
+    k_far = lse - jnp.log(total)
+    g_far = k_far / bf
+    # alpha = inf: the largest value on the support.
+    v_max = jnp.max(jnp.where(sup, v, -jnp.inf), axis, keepdims=True)
+    g = jnp.where(top, v_max, jnp.where(near, g_near, g_far))
+    infinite = (hit & (beta >= 0)) | (g == jnp.inf)
+    g = jnp.where(hit & (beta >= 0), jnp.inf, g)
+    g = jnp.where(empty, 0, jnp.where(nan_row, jnp.nan, g))
+    dead = empty | infinite
+    g_fin = jnp.where(dead, 0, g)
+    k = jnp.where(near, k_near, k_far)
+    k = jnp.where(dead | top, 0, k)
+    x = jnp.where(near, bn, bf) * t - k
+    x = jnp.where(fin & ~dead & ~top, x, 0)
+    # Escort weights r = w e^x = dG/dv; at alpha = inf the argmax, ties shared.
+    r_near = w * jnp.exp(x)
+    r_far = jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(lse), lse, 0)), 0)
+    ties = sup & (v == v_max)
+    r_top = ties / jnp.maximum(jnp.sum(ties, axis, keepdims=True), 1).astype(p.dtype)
+    r = jnp.where(top, r_top, jnp.where(near, r_near, r_far))
+    r = jnp.where(dead, 0, r)
+    # dG/dbeta.
+    db_near = jnp.sum(w * (t - g_fin) ** 2 * expm1_over_x_slope(x), axis, keepdims=True)
+    db_near = db_near + jnp.where(neg, m_inf / (bn_neg * bn_neg), 0)
+    db_far = (jnp.sum(r_far * t, axis, keepdims=True) - g_fin) / bf
+    db = jnp.where(top | dead, 0, jnp.where(near, db_near, db_far))
+    # dG/dp_i holding v: (e^x - 1) / (beta W) on the finite support; off it, -1/(beta W)
+    # where the one-sided slope is finite (v_i = -inf with beta > 0, or +inf with beta < 0),
+    # else 0 (it diverges).
+    dp_near = expm1_over_x(x) * (t - g_fin) / total
+    dp_far = jnp.expm1(x) / (bf * total)
+    dp_fin = jnp.where(near, dp_near, dp_far)
+    b_safe = jnp.where((beta == 0) | top, 1, beta)
+    finite_off = ((beta > 0) & (v == -jnp.inf)) | ((beta < 0) & (v == jnp.inf))
+    dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * total), 0)
+    dp = jnp.where(fin, jnp.where(top, 0, dp_fin), dp_off)
+    dp = jnp.where(dead, 0, dp)
+    return g, dp, r, db
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _log_power_mean(p, v, beta, axis):
+    return _lpm_parts(p, v, beta, axis)[0]
+
+
+def _log_power_mean_jvp(axis, primals, tangents):
+    p, v, beta = primals
+    dp, dv, dbeta = tangents
+    _, slope_p, r, slope_b = _lpm_parts(p, v, beta, axis)
+    g = _log_power_mean(p, v, beta, axis)  # so that second derivatives take this rule too
+    dg = jnp.zeros_like(g)
+    if not is_zero(dp):
+        dg = dg + jnp.sum(slope_p * dp, axis, keepdims=True)
+    if not is_zero(dv):
+        dg = dg + jnp.sum(jnp.where(r > 0, r * dv, 0), axis, keepdims=True)
+    if not is_zero(dbeta):
+        dg = dg + slope_b * dbeta
+    return g, dg
+
+
+_log_power_mean.defjvp(_log_power_mean_jvp, symbolic_zeros=True)
+# One compilation for eager calls: op by op, the first would compile each of ~200 operations.
+_log_power_mean_compiled = jax.jit(_log_power_mean, static_argnums=3)
+
+
+def log_power_mean(p: jax.Array, v: jax.Array, beta: jax.Array) -> jax.Array:
+    r"""The Rényi power mean :math:`\frac{1}{\beta}\log\sum_i \frac{p_i}{\sum_j p_j}
+    e^{\beta v_i}` over the support of ``p`` along the last axis (see ``_lpm_parts``), with
+    its JVP rule. ``p`` >= 0 (masked entries 0); ``v`` = -inf or +inf where ``p`` = 0 (that
+    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1."""
+    g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, -1), -1)
+    return jnp.where(g == 0, 0, g)  # +0, never -0
+
+
+def _invalid(*xs: jax.Array) -> jax.Array:
+    """Rows holding a negative, NaN or +inf entry, along the last axis."""
+    return jnp.any(functools.reduce(jnp.logical_or, [~(x >= 0) | (x == jnp.inf) for x in xs]), -1)
+
+
+def renyi_divergence(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    alpha: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Rényi divergence of order :math:`\alpha` of ``q`` from the reference ``p``.
+
+    .. math::
+        D_\alpha(p \,\|\, q) = \frac{1}{\alpha - 1}
+            \log_b \frac{\sum_i p_i^\alpha q_i^{1-\alpha}}{\sum_i p_i},
+
+    the sums over the entries in ``where`` with :math:`p_i > 0`; and its limits:
+    :math:`D_1 = \sum_i p_i \log_b(p_i/q_i) / \sum_i p_i` (KL),
+    :math:`D_0 = -\log_b \big(q(\operatorname{supp} p) / \sum_i p_i\big)`,
+    :math:`D_\infty = \log_b \max_{p_i > 0} p_i / q_i`.
+
+    For distributions (:math:`\sum p = 1`) this is the usual definition; the division by
+    :math:`\sum p` (Rényi's, for incomplete distributions) keeps the value continuous at
+    :math:`\alpha = 1` when rounding leaves :math:`\sum p \ne 1`. It is continuous and
+    differentiable in ``p``, ``q`` and :math:`\alpha` at :math:`\alpha = 1` (computed there
+    without 0/0) and non-decreasing in :math:`\alpha`. +inf where some
+    :math:`q_i = 0 < p_i` and :math:`\alpha \ge 1`; for :math:`\alpha < 1` such terms are 0
+    (+inf if q is 0 on the whole support of p). A fully masked or all-zero ``p`` gives 0.
+    Negative, NaN or +inf entries inside the mask give NaN; so does a traced negative or
+    NaN :math:`\alpha`.
+
+    Gradients: exact where finite. In :math:`p_i = 0`, where the one-sided slope
+    :math:`-1/((\alpha - 1) \sum p)` is finite (:math:`\alpha > 1`, :math:`q_i > 0`), that
+    slope, else 0; in :math:`q_i = 0`, 0; everything 0 where the value is +inf. At
+    :math:`\alpha = 1` they are those of :math:`\sum p \log(p/q) / \sum p`, which differ
+    from ``kl_divergence``'s by :math:`D / \sum p` in every :math:`p_i` (the same along the
+    simplex, where :math:`\sum_i dp_i = 0`).
+
+    Args:
+      p: reference probabilities, shape ``[..., n, ...]``.
+      q: approximating probabilities, the same shape as ``p``.
+      alpha: the order, >= 0 or inf: a number or an array broadcasting against the
+        per-example shape (the result takes the broadcast shape); differentiable.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      The per-example divergence, in the common float dtype of ``p``, ``q`` and ``alpha``,
+      at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ, ``alpha`` does not broadcast or is known to be negative
+        or NaN, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.25, 0.25, 0.5])
+      >>> for a in (0.0, 0.5, 1.0, 2.0, jnp.inf):
+      ...     print(f"{je.renyi_divergence(p, q, a, base=2):.4f}")
+      1.0000
+      1.0000
+      1.0000
+      1.0000
+      1.0000
+      >>> d = je.renyi_divergence(jnp.array([0.9, 0.1]), jnp.array([0.5, 0.5]),
+      ...                         jnp.array([0.5, 1.0, 2.0]))
+      >>> print([f"{x:.4f}" for x in d])
+      ['0.2231', '0.3681', '0.4947']
+
+    References:
+      A. Rényi, "On Measures of Entropy and Information", 1961.
+      T. van Erven and P. Harremoës, "Rényi Divergence and Kullback-Leibler Divergence",
+      IEEE Trans. Inf. Theory 60(7), 2014.
+    """
+    x, y, axes, _ = _two(p, q, axis, where)
+    a = order(alpha, "alpha", arguments.batch_shape(x.shape, axes))
+    dtype = arguments.compute_dtype(x, y, weights=(a,))
+    x, y = (arguments.flatten_axes(z.astype(dtype), axes) for z in (x, y))
+    beta = per_example_order(a, dtype) - 1
+    both = (x > 0) & (y > 0)
+    log_ratio = jnp.log(jnp.where(both, x, 1)) - jnp.log(jnp.where(both, y, 1))
+    v = jnp.where(both, log_ratio, jnp.where(y > 0, -jnp.inf, jnp.inf))
+    d = log_power_mean(jnp.where(x >= 0, x, 0), v, beta)
+    d = jnp.where(_invalid(x, y) | ~(a >= 0), jnp.nan, d)
+    return arguments.in_base(d, base)
+
+
+def renyi_divergence_from_logits(
+    p_logits: jax.typing.ArrayLike,
+    q_logits: jax.typing.ArrayLike,
+    alpha: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Rényi divergence :math:`D_\alpha(\operatorname{softmax}(a) \,\|\,
+    \operatorname{softmax}(b))`, from the logits.
+
+    .. math::
+        D_\alpha = \frac{1}{\alpha - 1} \log_b \sum_{j:\,p_j > 0} p_j
+            e^{(\alpha - 1)(\log p_j - \log q_j)},
+
+    with the limits of ``renyi_divergence`` at :math:`\alpha = 0, 1, \infty` (at 1 it equals
+    ``kl_divergence_from_logits``). Computed from max-shifted log-softmaxes; near
+    :math:`\alpha = 1` without 0/0. Classes with a -inf logit in ``a`` take no part and get
+    gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives +inf for
+    :math:`\alpha \ge 1` and takes no part below 1. A fully masked row gives 0; a +inf or
+    NaN allowed logit gives NaN.
+
+    Args:
+      p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
+      q_logits: logits of the approximating distribution q, the same shape.
+      alpha: the order, >= 0 or inf, a number or an array broadcasting against the
+        per-example shape; differentiable.
+      axis: the class axis, or a tuple of axes flattened together.
+      where: optional boolean mask, broadcastable or per-example.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      The per-example divergence, float32 for half-precision logits.
+
+    Raises:
+      TypeError: the logits are not floating.
+      ValueError: the shapes differ, ``alpha`` does not broadcast or is known to be negative,
+        ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> a, b = jnp.log(jnp.array([0.9, 0.1])), jnp.array([0.0, 0.0])
+      >>> print(f"{je.renyi_divergence_from_logits(a, b, 2.0):.4f}")
+      0.4947
+
+    References:
+      T. van Erven and P. Harremoës, "Rényi Divergence and Kullback-Leibler Divergence", 2014.
+    """
+    a, b, mask, batch = _logit_pair(p_logits, q_logits, axis, where)
+    order_ = order(alpha, "alpha", batch)
+    dtype = arguments.compute_dtype(a, b, weights=(order_,))
+    beta = per_example_order(order_, dtype) - 1
+    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
+    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
+    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
+    d = log_power_mean(jnp.where(positive, sa.p, 0), v, beta)
+    d = jnp.where(~(order_ >= 0), jnp.nan, d)
+    return arguments.in_base(d, base)
+
+
+def _logit_pair(p_logits, q_logits, axis, where):
+    """Two logit arrays validated, classes on the last axis, masked entries 0; the mask laid
+    out alike, and the per-example shape."""
+    p_logits = arguments.as_array(p_logits, "p_logits")
+    q_logits = arguments.as_array(q_logits, "q_logits")
+    arguments.require_float(q_logits, "q_logits")
+    arguments.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
+    ca = arguments.ClassAxis(p_logits, axis, where, name="p_logits")
+
+    def last(x):
+        return None if x is None else jnp.moveaxis(x, ca.axis, -1)
+
+    a, b = ca.clean(ca.z, 0), ca.clean(ca.layout(q_logits), 0)
+    return last(a), last(b), last(ca.mask), ca.batch_shape
+
+
+# Jensen-Shannon.
+
+# 1 / (k (2k - 1)) for k = 14..1: the Taylor coefficients of _js_bracket in d^2.
+_JS_SERIES = tuple(1 / (k * (2 * k - 1)) for k in range(14, 0, -1))
+
+
+def _js_bracket(d: jax.Array) -> jax.Array:
+    r""":math:`(1 + d)\log(1 + d) + (1 - d)\log(1 - d)` on [-1, 1], 2 log 2 at the ends.
+
+    A series in :math:`d^2` for :math:`|d| < 1/4`, where the closed form cancels.
+    """
+    small = jnp.abs(d) < 0.25
+    d2 = jnp.where(small, d * d, 0)
+    series = jnp.zeros_like(d)
+    for c in _JS_SERIES:
+        series = series * d2 + c
+    series = series * d2
+
+    def xlog(u):  # (1 + u) log1p(u), 0 at u = -1
+        end = u == -1
+        return jnp.where(end, 0, (1 + u) * jnp.log1p(jnp.where(end, 0, u)))
+
+    dl = jnp.where(small, 0.5, d)
+    return jnp.where(small, series, xlog(dl) + xlog(-dl))
+
+
+@jax.custom_jvp
+def _js_terms(p: jax.Array, q: jax.Array) -> jax.Array:
+    r"""The Jensen-Shannon terms :math:`\tfrac12[p \log(p/m) + q \log(q/m)]`, m = (p+q)/2.
+
+    Written as :math:`\tfrac{m}{2}[(1+d)\log(1+d) + (1-d)\log(1-d)]` with
+    d = (p - q)/(p + q): accurate where p and q nearly agree. 0 where p = q = 0.
+    """
+    s = p + q
+    pos = s > 0
+    d = jnp.where(pos, (p - q) / jnp.where(pos, s, 1), 0)
+    value = jnp.where(pos, 0.25 * s * _js_bracket(d), 0)
+    return jnp.where((p >= 0) & (q >= 0), value, jnp.nan)
+
+
+@_js_terms.defjvp
+def _js_terms_jvp(primals, tangents):
+    (p, q), (dp, dq) = primals, tangents
+
+    def slope(x, y):
+        # d/dx = log(2x/(x + y)) / 2 = log1p(d) / 2; reported as 0 at x = 0, where it diverges.
+        ok = x > 0
+        d = jnp.where(ok, (x - y) / jnp.where(ok, x + y, 1), 0)
+        return jnp.where(ok, 0.5 * jnp.log1p(d), 0)
+
+    return _js_terms(p, q), slope(p, q) * dp + slope(q, p) * dq
+
+
+_js_terms_compiled = jax.jit(_js_terms)  # one compilation for eager calls, not one per op
+
+
+def js_divergence(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Jensen-Shannon divergence of ``p`` and ``q``: the mean KL divergence from their mixture.
+
+    .. math::
+        \mathrm{JS}(p, q) = \tfrac12 D(p \,\|\, m) + \tfrac12 D(q \,\|\, m)
+            = \tfrac12 \sum_{i \in \text{where}} \Big[p_i \log_b \frac{2 p_i}{p_i + q_i}
+            + q_i \log_b \frac{2 q_i}{p_i + q_i}\Big],
+        \qquad m = \tfrac12 (p + q),
+
+    terms with :math:`p_i = 0` (or :math:`q_i = 0`) are 0. Symmetric, finite, and for
+    distributions between 0 and :math:`\log_b 2` (1 bit, :math:`\ln 2` nats), 0 iff p = q.
+    This is the divergence itself: SciPy's ``scipy.spatial.distance.jensenshannon`` returns
+    its square root (a metric), so ``jensenshannon(p, q) ** 2`` equals this in nats. Computed
+    without cancellation where p and q nearly agree. Negative or NaN entries inside the mask
+    give NaN. Gradient :math:`\tfrac12 \log_b(2 p_i / (p_i + q_i))` in :math:`p_i`
+    (reported as 0 at :math:`p_i = 0`, where it diverges), and likewise in :math:`q_i`.
+
+    Args:
+      p: probabilities, shape ``[..., n, ...]``.
+      q: probabilities, the same shape as ``p``.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      ``p``'s shape without ``axis``, in the inputs' common float dtype, at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jaxent as je
+      >>> print(f"{je.js_divergence([1.0, 0.0], [0.0, 1.0], base=2):.4f}")
+      1.0000
+      >>> print(f"{je.js_divergence([0.5, 0.5], [0.9, 0.1]):.4f}")
+      0.1017
+
+    References:
+      J. Lin, "Divergence Measures Based on the Shannon Entropy", IEEE Trans. Inf. Theory
+      37(1), 1991.
+    """
+    x, y, axes, mask = _two(p, q, axis, where)
+    return arguments.in_base(arguments.masked_sum(_js_terms_compiled(x, y), axes, mask), base)
+
+
+def js_divergence_from_logits(
+    p_logits: jax.typing.ArrayLike,
+    q_logits: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+    base: float | None = None,
+) -> jax.Array:
+    r"""Jensen-Shannon divergence of :math:`\operatorname{softmax}(a)` and
+    :math:`\operatorname{softmax}(b)`, from the logits.
+
+    .. math::
+        \mathrm{JS} = \tfrac12 \sum_j \Big[p_j \log_b \frac{2 p_j}{p_j + q_j}
+            + q_j \log_b \frac{2 q_j}{p_j + q_j}\Big],
+        \qquad \frac{\partial\,\mathrm{JS}}{\partial a_k}
+            = p_k \big(g_k - \textstyle\sum_j p_j g_j\big),
+        \quad g_k = \tfrac12 \log_b \frac{2 p_k}{p_k + q_k},
+
+    and symmetrically in b. The softmaxes come from max-shifted logits, so huge logits do
+    not overflow. A -inf logit is a class of probability 0: it contributes only through the
+    other distribution and gets gradient 0. A fully masked row, or two all -inf rows, give 0;
+    a +inf or NaN allowed logit gives NaN.
+
+    Args:
+      p_logits: logits of p, shape ``[..., K, ...]``.
+      q_logits: logits of q, the same shape.
+      axis: the class axis, or a tuple of axes flattened together.
+      where: optional boolean mask, broadcastable or per-example.
+      base: logarithm base (static); None for nats.
+
+    Returns:
+      The per-example divergence, float32 for half-precision logits.
+
+    Raises:
+      TypeError: the logits are not floating.
+      ValueError: the shapes differ, ``axis`` is out of range, or ``base`` is invalid.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import jaxent as je
+      >>> a, b = jnp.array([0.0, -jnp.inf]), jnp.array([-jnp.inf, 0.0])
+      >>> print(f"{je.js_divergence_from_logits(a, b, base=2):.4f}")
+      1.0000
+    """
+    a, b, mask, _ = _logit_pair(p_logits, q_logits, axis, where)
+    dtype = arguments.compute_dtype(a, b)
+    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
+    return arguments.in_base(jnp.sum(_js_terms_compiled(sa.p, sb.p), -1), base)
+
+
+# Total variation and Hellinger.
+
+
+def total_variation(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
+    r"""Total variation distance between ``p`` and ``q``.
+
+    .. math::
+        \delta(p, q) = \tfrac12 \sum_{i \in \text{where}} |p_i - q_i|,
+
+    between 0 and 1 for distributions (the largest difference of the probabilities they
+    give one event). Gradient :math:`\tfrac12 \operatorname{sign}(p_i - q_i)` in
+    :math:`p_i`, 0 where :math:`p_i = q_i` (a subgradient: the kink's midpoint). NaN entries
+    inside the mask give NaN; values are used as given (no check of the sign).
+
+    Args:
+      p: probabilities, shape ``[..., n, ...]``.
+      q: probabilities, the same shape as ``p``.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+
+    Returns:
+      ``p``'s shape without ``axis``, in the inputs' common float dtype, at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ or ``axis`` is out of range.
+
+    Examples:
+      >>> import jaxent as je
+      >>> print(f"{je.total_variation([0.5, 0.3, 0.2], [0.2, 0.2, 0.6]):.4f}")
+      0.4000
+
+    References:
+      A. B. Tsybakov, "Introduction to Nonparametric Estimation", 2009, sec. 2.4.
+    """
+    x, y, axes, mask = _two(p, q, axis, where)
+    d = x - y
+    # |d| as d sign(d): its derivative sign(d) is 0 at d = 0 (jnp.abs's would be 1).
+    return 0.5 * arguments.masked_sum(d * jnp.sign(d), axes, mask)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _hellinger(p, q, axis):
+    return _hellinger_parts(p, q, axis)[0]
+
+
+def _sqrt(x):
+    """sqrt(x), its derivative 0 instead of inf at 0 (NaN-free at any order); NaN below 0."""
+    return jnp.where(x == 0, 0, jnp.sqrt(jnp.where(x == 0, 1, x)))
+
+
+def _hellinger_parts(p, q, axis):
+    rp, rq = _sqrt(p), _sqrt(q)
+    h = _sqrt(0.5 * jnp.sum((rp - rq) ** 2, axis, keepdims=True))
+    return jnp.squeeze(h, axis), h, rp, rq
+
+
+def _hellinger_jvp(axis, primals, tangents):
+    p, q = primals
+    dp, dq = tangents
+    _, h, rp, rq = _hellinger_parts(p, q, axis)
+    out = _hellinger(p, q, axis)  # so that second derivatives take this rule too
+    scale = jnp.where(h > 0, 0.25 / jnp.where(h > 0, h, 1), 0)
+
+    def slope(x, rx, ry):
+        # d/dx = (1 - sqrt(y/x)) / (4H); reported as 0 at x = 0 and at H = 0 (it diverges
+        # or has no limit there).
+        ok = x > 0
+        return jnp.where(ok, scale * (1 - ry / jnp.where(ok, rx, 1)), 0)
+
+    dout = jnp.zeros_like(out)
+    if not is_zero(dp):
+        dout = dout + jnp.sum(slope(p, rp, rq) * dp, axis)
+    if not is_zero(dq):
+        dout = dout + jnp.sum(slope(q, rq, rp) * dq, axis)
+    return out, dout
+
+
+_hellinger.defjvp(_hellinger_jvp, symbolic_zeros=True)
+_hellinger_compiled = jax.jit(_hellinger, static_argnums=2)  # one compilation for eager calls
+
+
+def hellinger(
+    p: jax.typing.ArrayLike,
+    q: jax.typing.ArrayLike,
+    *,
+    axis: arguments.Axis = -1,
+    where: jax.typing.ArrayLike | None = None,
+) -> jax.Array:
+    r"""Hellinger distance between ``p`` and ``q``, normalised to lie in [0, 1].
+
+    .. math::
+        H(p, q) = \sqrt{\tfrac12 \sum_{i \in \text{where}} \big(\sqrt{p_i} - \sqrt{q_i}\big)^2}
+            = \sqrt{1 - \textstyle\sum_i \sqrt{p_i q_i}}
+        \quad \text{for distributions},
+
+    so 0 iff p = q and 1 iff their supports are disjoint (some authors leave out the
+    :math:`\tfrac12`, bounding it by :math:`\sqrt 2`). Computed from the squared
+    differences, never a negative number under the root. A metric. Negative or NaN entries
+    inside the mask give NaN.
+
+    Gradients: :math:`(1 - \sqrt{q_i/p_i}) / (4 H)` in :math:`p_i`, likewise in
+    :math:`q_i`. Where they diverge or have no limit they are reported as 0: at
+    :math:`p_i = 0` (slope :math:`-\infty`) and at p = q (H = 0, the cusp of a distance,
+    where 0 is a subgradient), so they are never NaN.
+
+    Args:
+      p: probabilities, shape ``[..., n, ...]``.
+      q: probabilities, the same shape as ``p``.
+      axis: the distribution axis or axes.
+      where: optional boolean mask broadcastable to ``p``, or per-distribution.
+
+    Returns:
+      ``p``'s shape without ``axis``, in the inputs' common float dtype, at least float32.
+
+    Raises:
+      TypeError: an input is not real-valued or ``where`` is not boolean.
+      ValueError: the shapes differ or ``axis`` is out of range.
+
+    Examples:
+      >>> import jaxent as je
+      >>> print(f"{je.hellinger([0.5, 0.3, 0.2], [0.2, 0.2, 0.6]):.4f}")
+      0.3040
+      >>> print(f"{je.hellinger([1.0, 0.0], [0.0, 1.0]):.4f}")
+      1.0000
+
+    References:
+      E. Hellinger, "Neue Begründung der Theorie quadratischer Formen von unendlichvielen
+      Veränderlichen", 1909; L. Le Cam and G. L. Yang, "Asymptotics in Statistics", 2000.
+    """
+    x, y, axes, mask = _two(p, q, axis, where)
+    if mask is not None:
+        y = jnp.where(mask.full, y, 0)
+    x, y = arguments.flatten_axes(x, axes), arguments.flatten_axes(y, axes)
+    return _hellinger_compiled(x, y, x.ndim - 1)
