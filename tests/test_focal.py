@@ -25,6 +25,7 @@ from helpers import (
     make_mask,
     num_classes,
 )
+from jax.test_util import check_grads
 
 import jaxent as je
 
@@ -43,10 +44,13 @@ PUBLIC = {
 }
 
 
-# Oracle tables.
+# Oracle tables: each shape/axis kind, mask kind and dtype once (the dtype contract tests
+# cover the rest).
+
+FOCAL_TABLE = [TABLE[i] for i in (0, 2, 4, 5, 7, 9, 10, 12, 13)]
 
 
-@pytest.mark.parametrize("shape,axis,dtype,mask_kind", TABLE)
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", FOCAL_TABLE)
 def test_softmax_focal_table(shape, axis, dtype, mask_kind):
     rng = np.random.default_rng(50)
     z = jnp.asarray(rng.normal(size=shape) * 2, dtype)
@@ -64,7 +68,7 @@ def test_softmax_focal_table(shape, axis, dtype, mask_kind):
         close(got, ref.softmax_focal_loss(f64(z), lab, axis=axis, where=where, **kw), dtype)
 
 
-@pytest.mark.parametrize("shape,axis,dtype,mask_kind", TABLE)
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", FOCAL_TABLE)
 def test_poly1_table(shape, axis, dtype, mask_kind):
     rng = np.random.default_rng(51)
     z = jnp.asarray(rng.normal(size=shape) * 2, dtype)
@@ -87,7 +91,7 @@ def test_sigmoid_focal_table(dtype):
     rng = np.random.default_rng(52)
     z = jnp.asarray(rng.normal(size=(4, 6)) * 3, dtype)
     y = jnp.asarray(rng.choice([0.0, 1.0, 0.3], size=(4, 6)), dtype)
-    for kw in ({}, {"alpha": 0.25, "gamma": 0.5}, {"alpha": 0.9, "gamma": 3.0}):
+    for kw in ({}, {"alpha": 0.25, "gamma": 0.5}):
         got = jit(je.sigmoid_focal_loss, **kw)(z, y)
         close(got, ref.sigmoid_focal_loss(f64(z), f64(y), **kw), dtype)
 
@@ -95,8 +99,7 @@ def test_sigmoid_focal_table(dtype):
 # Against optax and torchvision's formula, in float64.
 
 
-@pytest.mark.parametrize("alpha", [None, 0.25])
-@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("alpha,gamma", [(None, 2.0), (0.25, 0.5)])
 def test_sigmoid_focal_equals_optax(alpha, gamma):
     rng = np.random.default_rng(53)
     z = jnp.asarray(rng.normal(size=(5, 4)) * 4)
@@ -105,7 +108,9 @@ def test_sigmoid_focal_equals_optax(alpha, gamma):
     want = optax.losses.sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     g = jgrad(lambda v: je.sigmoid_focal_loss(v, y, alpha=alpha, gamma=gamma).sum())(z)
-    g_optax = jgrad(lambda v: optax.losses.sigmoid_focal_loss(v, y, alpha=alpha, gamma=gamma).sum())(z)
+    g_optax = jgrad(
+        lambda v: optax.losses.sigmoid_focal_loss(v, y, alpha=alpha, gamma=gamma).sum()
+    )(z)
     np.testing.assert_allclose(g, g_optax, rtol=1e-10, atol=1e-15)
 
 
@@ -120,8 +125,7 @@ def _torchvision_sigmoid_focal_loss(torch, inputs, targets, alpha=0.25, gamma=2.
     return loss
 
 
-@pytest.mark.parametrize("alpha", [0.25, -1.0])
-@pytest.mark.parametrize("gamma", [1.0, 2.0])
+@pytest.mark.parametrize("alpha,gamma", [(0.25, 2.0), (-1.0, 1.0)])
 def test_sigmoid_focal_equals_torchvision_formula(alpha, gamma):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(54)
@@ -137,7 +141,7 @@ def test_sigmoid_focal_equals_torchvision_formula(alpha, gamma):
     np.testing.assert_allclose(g, zt.grad.numpy(), rtol=1e-10, atol=1e-15)
 
 
-@pytest.mark.parametrize("epsilon", [1.0, 2.0, -1.0])
+@pytest.mark.parametrize("epsilon", [2.0, -1.0])
 def test_poly1_equals_optax(epsilon):
     rng = np.random.default_rng(55)
     z = jnp.asarray(rng.normal(size=(5, 6)) * 2)
@@ -239,8 +243,7 @@ PublicFunctionTest = helpers.public_function_tests(PUBLIC, seed=58)
 # Gradients against closed forms written out here.
 
 
-@pytest.mark.parametrize("gamma", [0.25, 1.0, 2.0])
-@pytest.mark.parametrize("alpha", [None, 0.3])
+@pytest.mark.parametrize("gamma,alpha", [(0.25, None), (1.0, 0.3), (2.0, None)])
 def test_sigmoid_focal_gradients_closed_form(gamma, alpha):
     rng = np.random.default_rng(59)
     z = rng.normal(size=(3, 4)) * 3
@@ -268,7 +271,7 @@ def test_sigmoid_focal_gradients_closed_form(gamma, alpha):
     np.testing.assert_allclose(jfwd(f)(z, y), want_z, rtol=1e-10, atol=1e-14)
 
 
-@pytest.mark.parametrize("gamma", [0.25, 1.0, 2.0])
+@pytest.mark.parametrize("gamma", [0.25, 2.0])
 def test_softmax_focal_gradients_closed_form(gamma):
     rng = np.random.default_rng(60)
     z = rng.normal(size=(4, 5)) * 2
@@ -296,7 +299,7 @@ def test_softmax_focal_gradients_closed_form(gamma):
     np.testing.assert_allclose(g_w, np.bincount(labels, per_example, 5), rtol=1e-12)
 
 
-@pytest.mark.parametrize("epsilon", [1.0, -0.5])
+@pytest.mark.parametrize("epsilon", [-0.5])
 def test_poly1_gradients_closed_form(epsilon):
     rng = np.random.default_rng(61)
     z = rng.normal(size=(4, 5))
@@ -315,16 +318,14 @@ def test_poly1_gradients_closed_form(epsilon):
 
 
 CHECK_GRADS = {
-    "sigmoid_focal": lambda z, y: je.sigmoid_focal_loss(z, y, alpha=0.25, gamma=1.5),
-    "sigmoid_focal_gamma_below_1": lambda z, y: je.sigmoid_focal_loss(z, y, gamma=0.5),
-    "softmax_focal": lambda z, y: je.softmax_focal_loss(
-        z, jnp.array([0, 2]), gamma=0.5, class_weights=jnp.array([1.0, 2.0, 0.5])
-    ),
+    "sigmoid_focal": lambda z, y: je.sigmoid_focal_loss(z, y, alpha=0.25, gamma=0.5),
     "softmax_focal_masked_axis0": lambda z, y: je.softmax_focal_loss(
-        z.T, jnp.array([0, 2]), axis=0, where=jnp.array([[True], [False], [True]])
-    ),
-    "poly1": lambda z, y: je.poly1_softmax_cross_entropy(
-        z, y, epsilon=1.5, label_smoothing=0.1, where=jnp.array([True, True, False])
+        z.T,
+        jnp.array([0, 2]),
+        gamma=0.5,
+        axis=0,
+        where=jnp.array([[True], [False], [True]]),
+        class_weights=jnp.array([1.0, 2.0, 0.5]),
     ),
 }
 
@@ -334,10 +335,22 @@ def test_check_grads(name):
     helpers.check_grads_both_modes(CHECK_GRADS[name], False, nargs=2)
 
 
+def test_check_grads_poly1_first_order():
+    rng = np.random.default_rng(63)
+    args = (jnp.asarray(rng.normal(size=(2, 3))), jnp.asarray(ref.random_probs(rng, (2, 3))))
+
+    def f(z, y):
+        return je.poly1_softmax_cross_entropy(
+            z, y, epsilon=1.5, label_smoothing=0.1, where=jnp.array([True, True, False])
+        )
+
+    check_grads(jax.jit(f), args, order=1, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
+
+
 # Boundary inputs.
 
 
-@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("gamma", [0.5])
 def test_sigmoid_focal_at_infinite_and_huge_logits(gamma):
     """Values are the limits, never NaN; gradients too: 0 for a certain correct prediction,
     the sigmoid cross-entropy's +-1 for a certain wrong one."""
@@ -357,7 +370,7 @@ def test_sigmoid_focal_at_infinite_and_huge_logits(gamma):
         np.testing.assert_array_equal(je.sigmoid_focal_loss(z, y, alpha=1.0, gamma=gamma)[2], 0.0)
 
 
-@pytest.mark.parametrize("gamma", [0.25, 0.5])
+@pytest.mark.parametrize("gamma", [0.25])
 def test_gamma_below_one_has_finite_gradients_as_p_tends_to_one(gamma):
     """(1 - p)^gamma has an infinite slope at p = 1 for gamma < 1; the loss's gradient in the
     logits does not, and is exact near there."""
@@ -449,7 +462,7 @@ def test_masked_garbage_and_fully_masked_rows(name):
     helpers.check_masked_garbage_logits(MASKED_CASES[name])
 
 
-@pytest.mark.parametrize("ignore_index", [-100, 0])
+@pytest.mark.parametrize("ignore_index", [0])
 def test_softmax_focal_label_meaning(ignore_index):
     """Counted, ignored (0, gradient 0, garbage logits allowed), invalid (NaN), label on a
     masked-out class (0), masked-out example (0 whatever its label)."""
@@ -519,18 +532,22 @@ def test_option_checks_name_the_argument():
 
 # Dtype contract.
 
-DTYPE_CASES = {
-    "sigmoid_focal": partial(je.sigmoid_focal_loss, alpha=0.25),
-    "softmax_focal": lambda z, y: je.softmax_focal_loss(
-        z, jnp.array([0, 3, 2]), gamma=0.5, class_weights=jnp.array([1.0, 2, 3, 4])
-    ),
-    "poly1": partial(je.poly1_softmax_cross_entropy, epsilon=2.0, label_smoothing=0.1),
-}
+
+def _all_three(z, y):
+    """The three losses of one (logits, labels) pair, side by side: one dtype-contract check."""
+    return jnp.concatenate(
+        [
+            je.sigmoid_focal_loss(z, y, alpha=0.25).ravel(),
+            je.softmax_focal_loss(
+                z, jnp.array([0, 3, 2]), gamma=0.5, class_weights=jnp.array([1.0, 2, 3, 4])
+            ),
+            je.poly1_softmax_cross_entropy(z, y, epsilon=2.0, label_smoothing=0.1),
+        ]
+    )
 
 
-@pytest.mark.parametrize("name", list(DTYPE_CASES))
-def test_dtype_contract(name):
-    helpers.check_logit_dtype_contract(DTYPE_CASES[name])
+def test_dtype_contract():
+    helpers.check_logit_dtype_contract(_all_three)
 
 
 def test_exact_zeros_are_positive_zeros():

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import references as ref
-from helpers import DTYPES, Public, batch_shape, close, f64, jfwd, jgrad, make_mask, num_classes
+from helpers import Public, batch_shape, close, f64, jfwd, jgrad, make_mask, num_classes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -44,9 +44,15 @@ def random_top_probs(rng, shape, zeros=0.0):
 
 @pytest.mark.parametrize(
     "shape,axis,dtype,mask_kind",
-    [(s, a, jnp.float64, m) for s, a in ref.SHAPES_AXES for m in ref.MASKS if len(s) > 1]
-    + [((2, 3, 4), None, jnp.float64, "per_class"), ((3, 4), None, jnp.float64, None)]
-    + [((3, 4), -1, d, None) for d in DTYPES[1:]],
+    [
+        ((5,), -1, jnp.float64, None),
+        ((3, 4), 0, jnp.float64, "per_class"),
+        ((2, 3, 4), 1, jnp.float64, "per_example"),
+        ((2, 3, 4), (0, 2), jnp.float64, "per_class"),
+        ((2, 3, 4), None, jnp.float64, "per_class"),
+        ((3, 4), -1, jnp.float32, "per_example"),
+        ((3, 4), -1, jnp.bfloat16, None),
+    ],
 )
 def test_perplexity_table(shape, axis, dtype, mask_kind):
     rng = np.random.default_rng(70)
@@ -95,7 +101,7 @@ def test_perplexity_masks_and_empty_sets():
     assert np.isnan(v[1])
 
 
-@pytest.mark.parametrize("base", [None, 2, 10])
+@pytest.mark.parametrize("base", [None, 2])
 def test_perplexity_gradient_closed_form(base):
     rng = np.random.default_rng(71)
     losses = rng.exponential(1.0, (3, 5))
@@ -129,7 +135,7 @@ def test_calibration_worked_example():
     )
 
 
-@pytest.mark.parametrize("num_bins", [1, 3, 15, 40])
+@pytest.mark.parametrize("num_bins", [1, 15])
 def test_calibration_against_float64_oracle(num_bins):
     rng = np.random.default_rng(72)
     probs = random_top_probs(rng, (4, 50, 6))
@@ -144,7 +150,7 @@ def test_calibration_against_float64_oracle(num_bins):
         np.testing.assert_allclose(mce[i], want, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("num_bins", [2, 10, 15])
+@pytest.mark.parametrize("num_bins", [10, 15])
 def test_calibration_equals_torchmetrics(num_bins):
     """torchmetrics computes in float32: float32 inputs, confidences on the edges k/B
     included (where torch.linspace's edges equal k/B rounded, as for these B)."""
@@ -311,7 +317,9 @@ def test_calibration_properties(seed, num_bins, shape, extreme):
 # Brier score.
 
 
-@pytest.mark.parametrize("shape,axis,dtype,mask_kind", helpers.TABLE)
+@pytest.mark.parametrize(
+    "shape,axis,dtype,mask_kind", [helpers.TABLE[i] for i in (0, 4, 7, 10, 12, 13)]
+)
 def test_brier_table(shape, axis, dtype, mask_kind):
     rng = np.random.default_rng(76)
     p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.2), dtype)
@@ -371,7 +379,7 @@ def test_brier_boundaries_and_label_meaning():
     np.testing.assert_array_equal(v[2:], 0.0)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float64])
 def test_dtype_contract(dtype):
     rng = np.random.default_rng(79)
     p = jnp.asarray(ref.random_probs(rng, (3, 5)), dtype)
