@@ -393,7 +393,7 @@ def test_parallel_functions_on_simulated_devices():
         JAX_PLATFORMS="cpu",
     )
     result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-4000:]
     print(result.stdout)
