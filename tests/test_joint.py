@@ -77,10 +77,10 @@ SHAPES_AXES = [
     ((3, 2, 4, 2), (3, 1)),
 ]
 TABLE = (
-    [(s, a, jnp.float64, "cells") for s, a in SHAPES_AXES]
-    + [(s, a, jnp.float64, m) for s, a in SHAPES_AXES[2:4] for m in (None, "rows", "per_table")]
+    [(s, a, jnp.float64, "cells") for s, a in SHAPES_AXES[::2]]
+    + [(*SHAPES_AXES[2], jnp.float64, m) for m in (None, "rows", "per_table")]
     + [(*SHAPES_AXES[3], jnp.float32, None), (*SHAPES_AXES[4], jnp.float32, "cells")]
-    + [(*SHAPES_AXES[2], jnp.bfloat16, "per_table"), (*SHAPES_AXES[0], jnp.float16, None)]
+    + [(*SHAPES_AXES[2], jnp.bfloat16, "per_table"), (*SHAPES_AXES[1], jnp.float16, None)]
 )
 
 
@@ -126,24 +126,19 @@ def test_logit_table(shape, axes, dtype, mask_kind):
 
 
 def test_matches_dit():
+    pytest.importorskip("dit")
     rng = np.random.default_rng(2)
-    tables = [random_tables(rng, (3, 4), zeros=0.25) for _ in range(3)]
-    tables.append(np.array([[0.4, 0.1], [0.2, 0.3]]))
-    for t in tables:
-        want = ref.dit_joint_measures(t)
-        got = (
-            je.joint_entropy(t, base=2),
-            je.conditional_entropy(t, base=2),
-            je.mutual_information(t, base=2),
-        )
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-        z = np.log(np.where(t > 0, t, 0))
-        got = (
-            je.joint_entropy_from_logits(z, base=2),
-            je.conditional_entropy_from_logits(z, base=2),
-            je.mutual_information_from_logits(z, base=2),
-        )
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    tables = random_tables(rng, (3, 3, 4), zeros=0.25)
+    got = np.stack(
+        [
+            je.joint_entropy(tables, base=2),
+            je.conditional_entropy(tables, base=2),
+            je.mutual_information(tables, base=2),
+        ],
+        -1,
+    )
+    want = np.array([ref.dit_joint_measures(t) for t in tables])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
 # Contingency tables of counts: random, independent, a perfect match, and the limit cases
@@ -215,52 +210,51 @@ def test_worked_numbers():
 # Simpler equivalent calls.
 
 
-@pytest.mark.parametrize("name", list(PROBABILITY_FNS))
-def test_masked_equals_sliced_or_zeroed(name):
-    f = PROBABILITY_FNS[name][0]
+def _each(fns, **kw):
+    """All the functions of ``fns`` in one compiled call, as a dict."""
+    return jax.jit(lambda x: {n: f(x, **kw) for n, (f, _) in fns.items()})
+
+
+@pytest.mark.parametrize("family", ["probabilities", "logits"])
+def test_masked_equals_sliced_or_excluded(family):
+    """Masking whole X rows and Y columns == slicing them out; masking cells == setting them
+    to 0 (-inf logits); a per-table mask gives 0 for the tables masked out."""
+    fns = PROBABILITY_FNS if family == "probabilities" else LOGIT_FNS
     rng = np.random.default_rng(3)
-    p = jnp.asarray(random_tables(rng, (2, 4, 5)))
-    # masking whole X rows and Y columns == slicing them out.
+    x = jnp.asarray(random_tables(rng, (2, 4, 5)))
+    if family == "logits":
+        x = jnp.log(x)
     rows, cols = np.array([True, False, True, True]), np.array([True, True, False, True, False])
-    where = rows[:, None] & cols[None, :]
-    np.testing.assert_allclose(f(p, where=where), f(p[:, rows][:, :, cols]), rtol=1e-14)
-    # masking cells == setting them to 0.
-    cells = rng.random((2, 4, 5)) < 0.6
-    np.testing.assert_allclose(f(p, where=cells), f(jnp.where(cells, p, 0)), rtol=1e-14)
-    # a per-table mask: tables masked out give 0.
-    on = np.array([False, True])
-    np.testing.assert_array_equal(f(p, where=on), np.where(on, f(p), 0.0))
-
-
-@pytest.mark.parametrize("name", list(LOGIT_FNS))
-def test_logits_masked_equals_sliced_or_neg_inf(name):
-    f = LOGIT_FNS[name][0]
-    rng = np.random.default_rng(4)
-    z = jnp.asarray(rng.normal(size=(2, 4, 5)))
-    rows, cols = np.array([True, False, True, True]), np.array([True, True, False, True, False])
-    where = rows[:, None] & cols[None, :]
-    np.testing.assert_allclose(f(z, where=where), f(z[:, rows][:, :, cols]), rtol=1e-14)
     cells = rng.random((2, 4, 5)) < 0.6
     cells[:, 0, 0] = True
-    np.testing.assert_allclose(f(z, where=cells), f(jnp.where(cells, z, -jnp.inf)), rtol=1e-14)
     on = np.array([False, True])
-    np.testing.assert_array_equal(f(z, where=on), np.where(on, f(z), 0.0))
-    # the logits of a table, and its probabilities, give the same measure.
-    p = jax.nn.softmax(z, axis=(-2, -1))
-    prob_f = PROBABILITY_FNS[name.removesuffix("_from_logits")][0]
-    np.testing.assert_allclose(f(z), prob_f(p), rtol=1e-13)
+    excluded = jnp.where(cells, x, -jnp.inf if family == "logits" else 0)
+    pairs = [
+        (_each(fns, where=rows[:, None] & cols[None, :])(x), _each(fns)(x[:, rows][:, :, cols])),
+        (_each(fns, where=cells)(x), _each(fns)(excluded)),
+    ]
+    for got, want in pairs:
+        chex.assert_trees_all_close(got, want, rtol=1e-14)
+    full = _each(fns)(x)
+    for name, v in _each(fns, where=on)(x).items():
+        np.testing.assert_array_equal(v, np.where(on, full[name], 0.0), err_msg=name)
+    if family == "logits":
+        # the logits of a table, and its probabilities, give the same measures.
+        probs = _each(PROBABILITY_FNS)(jax.nn.softmax(x, axis=(-2, -1)))
+        for name, v in full.items():
+            np.testing.assert_allclose(v, probs[name.removesuffix("_from_logits")], rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
-def test_axes_equal_moveaxis(name):
-    f = ALL_FNS[name][0]
+@pytest.mark.parametrize("family", ["probabilities", "logits"])
+def test_axes_equal_moveaxis(family):
+    fns = PROBABILITY_FNS if family == "probabilities" else LOGIT_FNS
     rng = np.random.default_rng(5)
     x = jnp.asarray(random_tables(rng, (3, 4, 5), (2, 0)))
-    if name.endswith("logits"):
+    if family == "logits":
         x = jnp.log(x)
-    want = f(jnp.moveaxis(x, (2, 0), (-2, -1)))
-    np.testing.assert_allclose(f(x, axes=(2, 0)), want, rtol=1e-14)
-    np.testing.assert_allclose(f(x, axes=(-1, -3)), want, rtol=1e-14)
+    want = _each(fns)(jnp.moveaxis(x, (2, 0), (-2, -1)))
+    chex.assert_trees_all_close(_each(fns, axes=(2, 0))(x), want, rtol=1e-14)
+    chex.assert_trees_all_close(_each(fns, axes=(-1, -3))(x), want, rtol=1e-14)
 
 
 def test_axes_order():
@@ -287,11 +281,7 @@ def test_axes_order():
 # Eager, jit and vmap agree; static options never retrace.
 
 
-VARIANTS = [
-    (f"{name}_{'options' if opts else 'default'}", name, opts)
-    for name in ALL_FNS
-    for opts in ({}, {"axes": (-1, -2), **_kw(name, 2)})
-]
+VARIANTS = [(name, name, {"axes": (-1, -2), **_kw(name, 2)}) for name in ALL_FNS]
 
 
 class PublicFunctionTest(chex.TestCase):
@@ -348,8 +338,8 @@ def _probability_gradients(p, base):
     }
 
 
-@pytest.mark.parametrize("base", [None, 2])
-def test_probability_gradients_closed_form(base):
+def test_probability_gradients_closed_form():
+    base = 2  # in bits: every gradient gains 1/ln 2
     rng = np.random.default_rng(9)
     p = random_tables(rng, (2, 3, 4), zeros=0.25)
     want = _probability_gradients(p, base)
@@ -379,8 +369,8 @@ def _logit_gradients(z, base):
     }
 
 
-@pytest.mark.parametrize("base", [None, 2])
-def test_logit_gradients_closed_form(base):
+def test_logit_gradients_closed_form():
+    base = 2  # in bits: every gradient gains 1/ln 2
     rng = np.random.default_rng(10)
     z = rng.normal(size=(2, 3, 4)) * 2
     want = _logit_gradients(z, base)
@@ -393,53 +383,73 @@ def test_logit_gradients_closed_form(base):
         np.testing.assert_allclose(jfwd(total)(z), want[name], rtol=1e-12, atol=1e-16)
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
-def test_check_grads(name):
-    f = ALL_FNS[name][0]
+# Each family checked at once: the functions weighted 1, 2, 3, ... and summed, so that a
+# wrong value or derivative of any one of them shows (one compilation per check).
+FAMILIES = {"probabilities": PROBABILITY_FNS, "logits": LOGIT_FNS}
+
+
+def weighted(fns, **kw):
+    def f(x):
+        return sum((k + 1) * g(x, **kw) for k, (g, _) in enumerate(fns.values()))
+
+    return f
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_check_grads(family):
     rng = np.random.default_rng(11)
-    if name.endswith("logits"):
+    if family == "logits":
         x = jnp.asarray(rng.normal(size=(2, 3)))
     else:  # cells away from 0, where finite differences are exact (the table as given)
         x = jnp.asarray(rng.uniform(0.05, 0.3, (2, 3)))
-    check_grads(jax.jit(f), (x,), order=2, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
+    f = jax.jit(weighted(FAMILIES[family]))
+    check_grads(f, (x,), order=2, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
 
 
 # Boundary inputs.
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
-def test_zero_cells_and_neg_inf_logits(name):
+def _zero_cell_table(family):
+    p = np.array([[0.3, 0.0, 0.1], [0.0, 0.0, 0.0], [0.2, 0.25, 0.15]])
+    with np.errstate(divide="ignore"):
+        return p, jnp.asarray(np.log(p) if family == "logits" else p)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_zero_cells_and_neg_inf_logits(family):
     """Zero cells (-inf logits) give exact values and gradient 0 there, finite elsewhere, in
     both modes, with a finite Hessian; an all-zero row of X takes no part."""
-    f, oracle = ALL_FNS[name]
-    p = np.array([[0.3, 0.0, 0.1], [0.0, 0.0, 0.0], [0.2, 0.25, 0.15]])
-    logits = name.endswith("logits")
-    with np.errstate(divide="ignore"):
-        x = jnp.asarray(np.log(p) if logits else p)
-    np.testing.assert_allclose(f(x), oracle(np.asarray(x)), rtol=1e-14)
+    fns = FAMILIES[family]
+    p, x = _zero_cell_table(family)
+    values = jax.jit(lambda x: {n: f(x) for n, (f, _) in fns.items()})(x)
+    for name, v in values.items():
+        np.testing.assert_allclose(v, fns[name][1](np.asarray(x)), rtol=1e-14, err_msg=name)
+    f = weighted(fns)
     g, t = jgrad(f)(x), jfwd(f)(x)
     np.testing.assert_array_equal(g[p == 0], 0.0)
     assert np.all(np.isfinite(g))
     np.testing.assert_allclose(t, g, rtol=1e-13)
     _, tangent = jjvp(f, (x,), (jnp.ones_like(x),))
-    np.testing.assert_allclose(tangent, jnp.sum(g), rtol=1e-13)
+    # (from logits the gradient sums to 0: compared to rounding of the O(1) terms)
+    np.testing.assert_allclose(tangent, jnp.sum(g), rtol=1e-13, atol=1e-15)
     assert np.all(np.isfinite(jhess(f)(x)))
-    if logits:
+    if family == "logits":
         # the -inf cells behave as logits of -1e3 (numerically the same distribution).
         clean = jnp.where(jnp.isinf(x), -1e3, x)
-        np.testing.assert_allclose(f(x), f(clean), rtol=1e-12)
-        np.testing.assert_allclose(g, jgrad(f)(clean), rtol=1e-10, atol=1e-300)
+        v, g_clean = jax.jit(jax.value_and_grad(f))(clean)
+        np.testing.assert_allclose(f(x), v, rtol=1e-12)
+        np.testing.assert_allclose(g, g_clean, rtol=1e-10, atol=1e-300)
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
-def test_masked_garbage_changes_nothing(name):
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_masked_garbage_changes_nothing(family):
     """Each table holds one GARBAGE value in a masked cell; the last table is fully masked
     (and NaN). Values and gradients (both modes) equal those of clean tables."""
-    f = ALL_FNS[name][0]
+    fns = FAMILIES[family]
     n = len(GARBAGE)
     rng = np.random.default_rng(12)
     clean = random_tables(rng, (n + 1, 3, 4))
-    if name.endswith("logits"):
+    if family == "logits":
         clean = np.log(clean)
     mask = np.ones((n + 1, 3, 4), bool)
     mask[:, 1, 2] = False
@@ -448,104 +458,110 @@ def test_masked_garbage_changes_nothing(name):
     dirty[:n, 1, 2] = GARBAGE
     dirty[n] = np.nan
     clean, dirty = jnp.asarray(clean), jnp.asarray(dirty)
-
-    def total(x):
-        return f(x, where=mask).sum()
-
-    np.testing.assert_array_equal(f(dirty, where=mask), f(clean, where=mask))
-    assert f(dirty, where=mask)[n] == 0
+    values = jax.jit(lambda x: {n: f(x, where=mask) for n, (f, _) in fns.items()})
+    chex.assert_trees_all_equal(values(dirty), values(clean))
+    for name, v in values(dirty).items():
+        assert v[n] == 0, name
+    f = weighted(fns, where=mask)
     for transform in (jgrad, jfwd):
-        g = transform(total)(dirty)
-        np.testing.assert_array_equal(g, transform(total)(clean))
+        g = transform(lambda x: f(x).sum())(dirty)
+        np.testing.assert_array_equal(g, transform(lambda x: f(x).sum())(clean))
         np.testing.assert_array_equal(g[~mask], 0.0)
 
 
-@pytest.mark.parametrize("name", list(ALL_FNS))
-def test_invalid_values_give_nan(name):
-    f = ALL_FNS[name][0]
-    if name.endswith("logits"):
-        z = jnp.array([[0.0, -jnp.inf], [1.0, 0.5]])
-        assert np.isnan(f(z.at[1, 0].set(jnp.nan)))
-        assert np.isnan(f(z.at[1, 0].set(jnp.inf)))
-    else:
-        p = jnp.array([[0.5, 0.0], [0.25, 0.25]])
-        for bad in (np.nan, -0.25):
-            assert np.isnan(f(p.at[0, 1].set(bad))), bad
+def test_invalid_values_give_nan():
+    p = jnp.array([[0.5, 0.0], [0.25, 0.25]])
+    bad_p = jnp.stack([p.at[0, 1].set(jnp.nan), p.at[0, 1].set(-0.25)])
+    z = jnp.array([[0.0, -jnp.inf], [1.0, 0.5]])
+    bad_z = jnp.stack([z.at[1, 0].set(jnp.nan), z.at[1, 0].set(jnp.inf)])
+    for name, (f, _) in ALL_FNS.items():
+        v = f(bad_z if name.endswith("logits") else bad_p)
+        assert np.all(np.isnan(v)), name
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_huge_logits(dtype):
-    """Four equal huge logits: log 4 jointly, log 2 given X, no information."""
-    big = 1e8 if dtype != jnp.float16 else 6e4
-    z = jnp.full((2, 2), big, dtype)
-    np.testing.assert_allclose(je.joint_entropy_from_logits(z), math.log(4), rtol=1e-6)
-    np.testing.assert_allclose(je.conditional_entropy_from_logits(z), math.log(2), rtol=1e-6)
-    assert je.mutual_information_from_logits(z) == 0.0
-    # a copied bit at 1e8 scale: one bit of information, none left given X.
-    z = jnp.array([[big, 0.0], [0.0, big]], dtype)
-    np.testing.assert_allclose(je.mutual_information_from_logits(z, base=2), 1.0, rtol=1e-6)
-    assert je.conditional_entropy_from_logits(z) == 0.0
+    """Four equal huge logits: log 4 jointly, log 2 given X, no information; a copied bit
+    at 1e8 scale: one bit of information, none left given X."""
+    z = jnp.array([jnp.full((2, 2), 1e8), [[1e8, 0.0], [0.0, 1e8]]], dtype)
+    h, h_c, i = jax.jit(
+        lambda z: (
+            je.joint_entropy_from_logits(z),
+            je.conditional_entropy_from_logits(z),
+            je.mutual_information_from_logits(z, base=2),
+        )
+    )(z)
+    np.testing.assert_allclose(h, [math.log(4), math.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(h_c, [math.log(2), 0.0], rtol=1e-6)
+    np.testing.assert_allclose(i, [0.0, 1.0], rtol=1e-6)
+    assert i[0] == 0 and h_c[1] == 0
 
 
 def test_all_neg_inf_table_gives_zero():
     z = jnp.full((2, 2, 3), -jnp.inf).at[1, 0, 0].set(0.0)
-    for name, (f, _) in LOGIT_FNS.items():
-        np.testing.assert_array_equal(f(z), 0.0, err_msg=name)
-        np.testing.assert_array_equal(jgrad(lambda x, f=f: f(x).sum())(z), 0.0)
+    f = weighted(LOGIT_FNS)
+    v, g = jax.jit(jax.value_and_grad(lambda x: f(x).sum()))(z)
+    assert v == 0
+    np.testing.assert_array_equal(g, 0.0)
+    np.testing.assert_array_equal(f(z), 0.0)
 
 
 def test_mutual_information_is_no_difference_of_entropies():
     """A large, nearly independent float32 table: I is small beside H(X) + H(Y) ~ 8 nats.
-    The direct sum keeps its float32 error at a few ulps of 1, the difference of entropies
-    (as computed here in float32) loses I entirely; and I is never negative."""
+    The direct sum keeps its float32 error at a fraction of I, the difference of entropies
+    (computed in float32) does not; and I is never negative, even for exactly independent
+    tables, where rounding leaves the sum of its terms on either side of 0."""
     rng = np.random.default_rng(13)
     px, py = ref.random_probs(rng, (64,)), ref.random_probs(rng, (48,))
     p64 = np.outer(px, py) * (1 + 1e-3 * rng.normal(size=(64, 48)))
     p64 /= p64.sum()
     p = jnp.asarray(p64, jnp.float32)
     want = ref.mutual_information(f64(p))
-    got = je.mutual_information(p)
+    got, naive = jax.jit(
+        lambda p: (
+            je.mutual_information(p),
+            je.entropy(p.sum(-1)) + je.entropy(p.sum(-2)) - je.joint_entropy(p),
+        )
+    )(p)
     assert 1e-7 < want < 1e-6
     np.testing.assert_allclose(got, want, rtol=0.3)
-    naive = (
-        je.entropy(p.sum(-1)) + je.entropy(p.sum(-2)) - je.joint_entropy(p)
-    )  # float32 throughout
-    assert abs(naive - want) > abs(got - want)
-    # exactly independent tables: I >= 0, at most a few ulps.
-    for seed in range(5):
-        r = np.random.default_rng(seed)
-        q = jnp.asarray(np.outer(ref.random_probs(r, (5,)), ref.random_probs(r, (7,))))
-        for dtype in (jnp.float32, jnp.float64):
-            i = je.mutual_information(q.astype(dtype))
-            assert 0 <= i < 10 * jnp.finfo(dtype).eps
-            i = je.mutual_information_from_logits(jnp.log(q).astype(dtype))
-            assert 0 <= i < 10 * jnp.finfo(dtype).eps
+    assert abs(naive - want) > 3 * abs(got - want)
+    px, py = ref.random_probs(rng, (8, 5, 1), 1), ref.random_probs(rng, (8, 1, 7), 2)
+    q = jnp.asarray(px * py)
+    for dtype in (jnp.float32, jnp.float64):
+        x = q.astype(dtype)
+        for i in jax.jit(
+            lambda x: (je.mutual_information(x), je.mutual_information_from_logits(jnp.log(x)))
+        )(x):
+            assert np.all((0 <= i) & (i < 10 * jnp.finfo(dtype).eps))
 
 
 def test_conditional_entropy_is_never_negative():
     rng = np.random.default_rng(14)
     p = jnp.asarray(random_tables(rng, (50, 6, 7), zeros=0.5), jnp.float32)
     assert np.all(np.asarray(je.conditional_entropy(p)) >= 0)
-    # a table with Y a function of X: exactly 0.
-    f = jnp.eye(4)[jnp.array([2, 0, 3, 1])] / 4
-    assert je.conditional_entropy(f) == 0.0
-    assert je.conditional_entropy_from_logits(jnp.log(f)) == 0.0
 
 
 # Dtype contract and argument checks.
 
 
-@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+# Half precision here; float32 and float64 are in the oracle tables.
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_dtype_contract(dtype):
     rng = np.random.default_rng(15)
     p = jnp.asarray(random_tables(rng, (2, 3, 4)), dtype)
-    for name, (f, oracle) in ALL_FNS.items():
-        x = jnp.log(p) if name.endswith("logits") else p
-        v = f(x)
+    z = jnp.log(p)
+
+    def each(p, z):
+        return {n: f(z if n.endswith("logits") else p) for n, (f, _) in ALL_FNS.items()}
+
+    values = jax.jit(each)(p, z)
+    for name, v in values.items():
         assert v.dtype == out_dtype(dtype), name
-        np.testing.assert_allclose(v, oracle(f64(x)), rtol=1e-12 if dtype == jnp.float64 else 1e-5)
-        g = jgrad(lambda u, f=f: f(u).sum())(x)
-        assert g.dtype == dtype, name
+        x = z if name.endswith("logits") else p
+        np.testing.assert_allclose(v, ALL_FNS[name][1](f64(x)), rtol=1e-5)
+    grads = jgrad(lambda p, z: sum(v.sum() for v in each(p, z).values()), (0, 1))(p, z)
+    assert all(g.dtype == dtype for g in grads)
     # integer tables (counts of 0 and 1) are accepted and computed in float.
     v = je.mutual_information(jnp.array([[1, 0], [0, 0]]))
     assert v == 0 and v.dtype.itemsize >= 4 and jnp.issubdtype(v.dtype, jnp.floating)

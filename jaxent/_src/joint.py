@@ -32,14 +32,14 @@ Axes = tuple[int, int]
 # Argument handling.
 
 
-def _xy_axes(axes: object, ndim: int, name: str) -> tuple[int, int]:
+def _xy_axes(axes: arguments.Axis, ndim: int, name: str) -> tuple[int, int]:
     """The (X, Y) axes, validated, non-negative."""
     if ndim < 2:
         raise ValueError(
             f"`{name}` must have at least 2 dimensions, [..., X, Y], got {ndim}; a single "
             "distribution has no joint measures (use `entropy`)."
         )
-    ax = arguments.normalize_axes(axes, ndim, "axes")  # type: ignore[arg-type]
+    ax = arguments.normalize_axes(axes, ndim, "axes")
     if len(ax) != 2:
         raise ValueError(f"`axes` must name two axes, (X axis, Y axis), got {axes!r}.")
     return ax[0], ax[1]
