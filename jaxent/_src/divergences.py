@@ -7,14 +7,12 @@ The reference (target) distribution comes first: ``kl_divergence(p, q)`` is
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 from . import arguments
-from .numerics import is_zero, negated, rel_entr, xlogy
-from .softmax import ShiftedLogits
+from .numerics import negated, rel_entr, xlogy
+from .softmax import class_masks, softmax_kl
 
 
 def _pair(p, q, axis, where):
@@ -125,37 +123,6 @@ def kl_divergence(
     return arguments.in_base(arguments.masked_sum(rel_entr(p, q), axes, mask), base)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _softmax_kl(a, b, mask, axis):
-    return _softmax_kl_parts(a, b, mask, axis)[0]
-
-
-def _softmax_kl_parts(a, b, mask, axis):
-    sa, sb = ShiftedLogits(a, mask, axis), ShiftedLogits(b, mask, axis)
-    positive = sa.p != 0  # NaN included: a NaN logit must give NaN, not be dropped
-    # -inf where q has no mass, its whole row included: the divergence is then +inf.
-    log_q = jnp.where(positive, negated(sb.neg_log_p()), 0)
-    ratio = sa.log_p() - log_q
-    d = jnp.sum(jnp.where(positive, sa.p * ratio, 0), axis=axis, keepdims=True)
-    return jnp.squeeze(d, axis), d, ratio, sa, sb
-
-
-def _softmax_kl_jvp(axis, primals, tangents):
-    a, b, mask = primals
-    da, db, _ = tangents
-    out, d, ratio, sa, sb = _softmax_kl_parts(a, b, mask, axis)
-    dout = jnp.zeros_like(out)
-    if not is_zero(da):
-        dout = dout + jnp.sum(sa.p * (ratio - d) * da, axis=axis)
-    if not is_zero(db):
-        total = jnp.sum(sa.p, axis=axis, keepdims=True)
-        dout = dout + jnp.sum((sb.p * total - sa.p) * db, axis=axis)
-    return out, dout
-
-
-_softmax_kl.defjvp(_softmax_kl_jvp, symbolic_zeros=True)
-
-
 def kl_divergence_from_logits(
     p_logits: jax.typing.ArrayLike,
     q_logits: jax.typing.ArrayLike,
@@ -202,8 +169,7 @@ def kl_divergence_from_logits(
     arguments.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
     ca = arguments.ClassAxis(p_logits, axis, where, name="p_logits")
     ln_b = arguments.log_base(base)
-    dtype = arguments.compute_dtype(p_logits, q_logits)
-    a = ca.clean(ca.z.astype(dtype), 0)
-    b = ca.clean(ca.layout(q_logits).astype(dtype), 0)
-    d = _softmax_kl(a, b, ca.mask, ca.axis)
+    # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
+    mask, skip = class_masks(ca, where)
+    d = softmax_kl(ca.z, ca.layout(q_logits), mask=mask, skip=skip, axis=ca.axis)
     return d if ln_b is None else d / ln_b

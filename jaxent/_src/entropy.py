@@ -8,8 +8,6 @@ float64 stays float64. Gradients follow the convention of ``numerics``: exact wh
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -22,7 +20,7 @@ from .f_divergences import (
     per_example_order,
 )
 from .numerics import is_zero, negated, xlogx, xlogx_to_sum
-from .softmax import ShiftedLogits
+from .softmax import class_masks, softmax_entropy
 
 
 def self_information(p: jax.typing.ArrayLike, *, base: float | None = None) -> jax.Array:
@@ -157,22 +155,9 @@ def _binary_entropy_jvp(primals, tangents):
     return _binary_entropy(p), slope * dp
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _softmax_entropy(z, mask, axis):
-    sh = ShiftedLogits(z, mask, axis)
-    return negated(jnp.sum(sh.p * sh.log_p(), axis=axis))
-
-
-def _softmax_entropy_jvp(axis, primals, tangents):
-    z, mask = primals
-    dz, _ = tangents
-    sh = ShiftedLogits(z, mask, axis)
-    h = -jnp.sum(sh.p * sh.log_p(), axis=axis, keepdims=True)
-    grad = -sh.p * (sh.log_p() + h)
-    return jnp.squeeze(h, axis), jnp.sum(grad * dz, axis=axis)
-
-
-_softmax_entropy.defjvp(_softmax_entropy_jvp)
+    """Entropy of softmax(z) along ``axis``, ``mask`` the allowed classes (or None)."""
+    return softmax_entropy(z, mask=mask, axis=axis)
 
 
 def entropy_from_logits(
@@ -214,8 +199,9 @@ def entropy_from_logits(
     logits = arguments.as_array(logits, "logits")
     ca = arguments.ClassAxis(logits, axis, where)
     ln_b = arguments.log_base(base)
-    z = ca.z.astype(arguments.compute_dtype(logits))
-    h = _softmax_entropy(ca.clean(z, 0), ca.mask, ca.axis)
+    # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
+    mask, skip = class_masks(ca, where)
+    h = softmax_entropy(ca.z, mask=mask, skip=skip, axis=ca.axis)
     return h if ln_b is None else h / ln_b
 
 

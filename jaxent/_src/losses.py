@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from . import arguments
 from .numerics import is_zero, negated, xlogy
-from .softmax import softmax_xent, softmax_xent_int
+from .softmax import class_masks, softmax_xent_int, softmax_xent_targets
 
 
 def _smooth(t: jax.Array, ca: arguments.ClassAxis, opts: arguments.SoftmaxOptions) -> jax.Array:
@@ -94,14 +94,18 @@ def softmax_cross_entropy(
     ca = arguments.ClassAxis(logits, axis, where)
     weights = arguments.class_weight_array(class_weights, ca.class_shape)
     dtype = arguments.compute_dtype(logits, labels)
-    z = ca.z.astype(dtype)
-    y = ca.layout(labels).astype(dtype)
-    # A negative label is not a probability: NaN, unless masked out.
-    t = _smooth(ca.clean(jnp.where(y < 0, jnp.nan, y), 0), ca, opts)
-    if weights is not None:
-        # A masked class's weight takes no part, even a NaN one.
-        t = ca.clean(t * ca.along_classes(weights.astype(dtype)), 0)
-    loss, lse = softmax_xent(ca.clean(z, 0), t, ca.mask, ca.axis)
+    # Logits and labels are read as they are, in one fused pass after the row maximum; a
+    # negative label gives NaN, and a masked class takes no part, its weight included.
+    mask, skip = class_masks(ca, where)
+    loss, lse = softmax_xent_targets(
+        ca.z,
+        ca.layout(labels),
+        class_weights=_class_weights(weights, ca, dtype),
+        mask=mask,
+        skip=skip,
+        smoothing=opts.label_smoothing,
+        axis=ca.axis,
+    )
     return opts.add_z_loss(loss, lse)
 
 
@@ -197,20 +201,31 @@ def softmax_cross_entropy_with_integer_labels(
         loss, lse = softmax_xent_int(ca.z, status.target, w, skipped, ca.axis)
         return opts.add_z_loss(loss, lse)
 
-    mask = ca.expand(~status.skipped)
-    if ca.mask is not None:
-        mask = ca.mask & mask
-    ca.mask = jnp.broadcast_to(mask, ca.z.shape)
-    classes = jax.lax.broadcasted_iota(jnp.int32, ca.z.shape, ca.axis)
-    t = (classes == ca.expand(status.target)).astype(dtype)
-    t = _smooth(ca.clean(t, 0), ca, opts)
-    if weights is not None:
-        t = ca.clean(t * ca.along_classes(weights.astype(dtype)), 0)
-    # The per-example weight carries NaN for an invalid label; 0 rows are masked anyway.
-    t = jnp.where(ca.expand(status.invalid), jnp.nan, t)
-    z = ca.z.astype(dtype)
-    loss, lse = softmax_xent(ca.clean(z, 0), t, ca.mask, ca.axis)
+    # One-hot targets built inside the fused passes, a block of rows at a time; the label's
+    # weight carries NaN for an invalid label, and skipped rows give 0 whatever they hold.
+    mask, _ = class_masks(ca, where) if per_class else (None, None)
+    loss, lse = softmax_xent_targets(
+        ca.z,
+        None,
+        labels=ca.expand(status.target),
+        # The label's class weight enters through ``class_weights``, as the smoothing's does.
+        label_weight=ca.expand(jnp.where(status.invalid, jnp.nan, status.counted.astype(dtype))),
+        class_weights=_class_weights(weights, ca, dtype),
+        mask=mask,
+        skip=ca.expand(status.skipped),
+        smoothing=opts.label_smoothing,
+        axis=ca.axis,
+    )
     return opts.add_z_loss(loss, lse)
+
+
+def _class_weights(weights, ca: arguments.ClassAxis, dtype) -> jax.Array | None:
+    """Per-class weights shaped to broadcast along the class axis of ``ca.z``."""
+    if weights is None:
+        return None
+    shape = [1] * ca.z.ndim
+    shape[ca.axis] = ca.num_classes
+    return weights.astype(dtype).reshape(shape)
 
 
 @jax.custom_jvp

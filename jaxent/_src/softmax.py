@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -177,14 +178,20 @@ def _max_and_sum_exp_blocked(z, ignored, ct):
 def _softmax_xent_int_parts(z, labels, ignored, axis):
     # Half-precision logits stay as they are in memory: the maximum is exact in their
     # dtype, and the upcast happens inside each fused pass, never as an f32 copy.
+    # Ignored rows are read as they are (a select on the logits would be stored whole) and
+    # made empty afterwards: their sum of exp is set to 0, whatever their logits hold.
     ct = jnp.result_type(z, jnp.float32)
-    zz = z if ignored is None else jnp.where(jnp.expand_dims(ignored, axis), -jnp.inf, z)
+    zz = z
     if _row_blocked(z, axis) and (z.dtype == ct or z.dtype == jnp.bfloat16):
-        m, s = _max_and_sum_exp_blocked(z, ignored, ct)
+        m, s = _max_and_sum_exp_blocked(z, None, ct)
     else:
         m = jax.lax.stop_gradient(jnp.max(zz, axis=axis, keepdims=True))
         m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
         s = jnp.sum(jnp.exp(zz.astype(ct) - m), axis=axis, keepdims=True)
+    if ignored is not None:
+        ig = jnp.expand_dims(ignored, axis)
+        m = jnp.where(ig, 0, m)
+        s = jnp.where(ig, 0, s)
     idx = jnp.expand_dims(jnp.clip(labels, 0, z.shape[axis] - 1), axis)
     if zz.dtype == ct:
         z_c = jnp.take_along_axis(zz, idx, axis=axis, mode="promise_in_bounds")
@@ -241,6 +248,8 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
         # else the compiler stores m broadcast to the logits' shape for half-precision z.)
         m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
         p = jnp.exp(-((m_apart - _upcast_apart(zz, lse.dtype)) + log_s_safe))
+        if ignored is not None:
+            p = jnp.where(jnp.expand_dims(ignored, axis), 0, p)
         if z.dtype == lse.dtype:
             # The label's term as a gather: reverse mode turns it into an in-place scatter
             # of one value per row, cheaper on the CPU than a compare against an iota.
@@ -255,9 +264,493 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
         dlse = dlse + jnp.sum(p * dz.astype(lse.dtype), axis=axis)
     if not is_zero(dw):
         # d loss / d w = lse - z_c; reported as 0 at an excluded (-inf) label logit.
-        slope = jnp.where(d_c == -jnp.inf, 0, log_s - d_c)
+        slope = jnp.where((d_c == -jnp.inf) | (s == 0), 0, log_s - d_c)
         dloss = dloss + jnp.squeeze(slope, axis) * dw
     return (loss, lse), (dloss, dlse)
 
 
 _softmax_xent_int.defjvp(_softmax_xent_int_jvp, symbolic_zeros=True)
+
+
+# Fused kernels: the soft-label cross-entropy, the entropy and the KL divergence from logits.
+#
+# Each reads its inputs as they are (half precision upcast inside the pass) and reduces them in
+# two passes, the row maximum and then one fused reduction, keeping only per-row values; the
+# derivative rules recompute what they need elementwise, so reverse mode writes the gradient
+# in one pass and stores no array of the logits' size. On XLA's CPU backend a reduction whose
+# summand holds a compare or a select is split from the fast reduction kernel and its inputs
+# are stored whole, so the summands below are written select-free (clamps and the indicators
+# ``_neg_inf``/``_pos_inf``); per-row masks are applied to the per-row results. Per-class
+# masks and rows of at least ``_ROW_BLOCK_MIN_CLASSES`` classes take the same reductions a
+# block of rows at a time (``_row_blocks``), where selects cost only a block of scratch.
+
+
+def _big(dtype) -> float:
+    return float(jnp.finfo(dtype).max)
+
+
+def _clamp(x: jax.Array) -> jax.Array:
+    """x with -inf and +inf replaced by the largest finite numbers (NaN kept)."""
+    big = _big(x.dtype)
+    return jnp.minimum(jnp.maximum(x, -big), big)
+
+
+def _neg_inf(x: jax.Array) -> jax.Array:
+    """1 where x is -inf, 0 where it is finite or +inf, NaN where NaN; without a select."""
+    return jnp.minimum(jnp.maximum(-_big(x.dtype) - x, 0), 1)
+
+
+def _pos_inf(x: jax.Array) -> jax.Array:
+    """1 where x is +inf, 0 where it is finite or -inf, NaN where NaN; without a select."""
+    return jnp.minimum(jnp.maximum(x - _big(x.dtype), 0), 1)
+
+
+def _upcast(x: jax.Array, dtype) -> jax.Array:
+    return _upcast_apart(x, dtype)
+
+
+def _shift(z: jax.Array, axis: int) -> jax.Array:
+    """The row maximum, 0 where it is not finite (kept out of differentiation)."""
+    m = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+    return jnp.where(jnp.isfinite(m), m, 0)
+
+
+def _safe_log(s: jax.Array) -> jax.Array:
+    """log s, and 0 where s = 0 (an empty row); NaN stays NaN."""
+    return jnp.log(jnp.where(s == 0, 1, s))
+
+
+def _block_rows(rows: int, k: int) -> int:
+    """Rows per block: at most 64 KiB of float32 per block (one row if longer), a divisor of
+    ``rows``."""
+    target = max(1, (1 << 14) // max(k, 1))
+    for r in range(min(target, rows), 0, -1):
+        if rows % r == 0:
+            return r
+    return 1
+
+
+def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
+    """``fn(full, rows, consts)`` computed a block of rows at a time.
+
+    ``full`` holds arrays of the logits' ``shape`` (classes last; None allowed), ``rows``
+    per-row arrays (the shape with the last axis 1; None allowed), ``consts`` arrays that
+    broadcast along the rows (passed whole). ``fn`` returns a tuple of per-row arrays of
+    shape ``[R, 1]``; the result is the tuple reshaped to ``shape[:-1] + (1,)``.
+
+    On XLA's CPU backend a reduction of exp over whole rows is split from its select-holding
+    neighbours, and their operands are stored whole (several copies of the logits); a block
+    of rows stays in a small scratch reused by each step. Each step slices its block out of
+    the inputs as they are (half precision upcast inside the step), so that no copy of the
+    inputs is made before the loop.
+    """
+    k = shape[-1]
+    n = math.prod(shape[:-1])
+    r = _block_rows(n, k)
+    xs_full = [None if x is None else x.reshape(n, k) for x in full]
+    xs_rows = [None if x is None else x.reshape(n, 1) for x in rows]
+
+    def cut(x, start):
+        return None if x is None else jax.lax.dynamic_slice_in_dim(x, start, r, axis=0)
+
+    def step(i):
+        # The barrier keeps the upcast after the slice: moved before it, the upcast of the
+        # whole input would be hoisted out of the loop and stored.
+        fb = jax.lax.optimization_barrier(tuple(cut(x, i * r) for x in xs_full))
+        fb = tuple(
+            x if x is None or not jnp.issubdtype(x.dtype, jnp.floating) else _upcast_apart(x, ct)
+            for x in fb
+        )
+        return fn(fb, tuple(cut(x, i * r) for x in xs_rows), consts)
+
+    out = jax.lax.map(step, jnp.arange(n // r, dtype=jnp.int32))
+    return tuple(o.reshape((*shape[:-1], 1)) for o in out)
+
+
+def _sum(x: jax.Array, axis: int) -> jax.Array:
+    return jnp.sum(x, axis=axis, keepdims=True)
+
+
+def _prepare(axis: int, full: tuple, mask: jax.Array | None, blocked_needed: bool):
+    """Moves the class axis last where the blocked path needs it (a copy of the inputs)."""
+    ndim = full[0].ndim
+    if not blocked_needed or axis == ndim - 1:
+        return axis, full, mask
+    move = [None if x is None else jnp.moveaxis(x, axis, -1) for x in full]
+    if mask is not None:
+        mask = jnp.moveaxis(jnp.broadcast_to(mask, full[0].shape), axis, -1)
+    return ndim - 1, tuple(move), mask
+
+
+def _mask_parts(mask: jax.Array | None, shape):
+    """A per-class mask as (full, const): the whole array, or one row shared by every row."""
+    if mask is None:
+        return None, None
+    if mask.size == shape[-1]:
+        return None, mask.reshape(1, shape[-1])
+    return jnp.broadcast_to(mask, shape), None
+
+
+class XentSpec(NamedTuple):
+    """The static part of a soft-target cross-entropy: see ``softmax_xent_targets``."""
+
+    axis: int
+    smoothing: float
+    blocked: bool
+    from_labels: bool
+
+
+def softmax_xent_targets(
+    z: jax.Array,
+    y: jax.Array | None,
+    *,
+    labels: jax.Array | None = None,
+    label_weight: jax.Array | None = None,
+    class_weights: jax.Array | None = None,
+    mask: jax.Array | None = None,
+    skip: jax.Array | None = None,
+    smoothing: float = 0.0,
+    axis: int,
+) -> tuple[jax.Array, jax.Array]:
+    r"""Cross-entropy of softmax(z) against targets built inside the fused passes.
+
+    The targets are :math:`t_j = c_j\,((1 - \epsilon) Y_j + \epsilon / K_a)` on the classes
+    that ``mask`` allows (0 elsewhere), with :math:`Y = y` (a negative label gives NaN) or,
+    when ``y`` is None, :math:`Y = w\,e_{\text{label}}` from the integer ``labels`` and the
+    per-row ``label_weight`` w (keepdims along ``axis``); :math:`c` are the ``class_weights``
+    (broadcast along ``axis``) and :math:`K_a` the allowed classes. Rows where ``skip`` is
+    True (keepdims) give 0 with derivative 0 whatever they hold. ``z`` and ``y`` are read in
+    their own dtypes and computed in at least float32. Returns (loss, lse) reduced over
+    ``axis``, with the values and derivatives of ``softmax_xent(z, t, mask, axis)``
+    (lse is -inf in skipped and empty rows).
+    """
+    from_labels = y is None
+    blocked = True
+    full = (z, y)
+    axis2, (z, y), mask = _prepare(axis, full, mask, blocked)
+    if axis2 != axis:
+        move = functools.partial(jnp.moveaxis, source=axis, destination=-1)
+        labels = None if labels is None else move(labels)
+        label_weight = None if label_weight is None else move(label_weight)
+        class_weights = None if class_weights is None else move(class_weights)
+        skip = None if skip is None else move(skip)
+    spec = XentSpec(axis2, float(smoothing), blocked, from_labels)
+    return _xent(spec, z, y, class_weights, label_weight, labels, mask, skip)
+
+
+def _targets(spec: XentSpec, ct, shape, y, cw, lw, labels, mask, axis: int):
+    """The targets t, elementwise (a per-row count of the allowed classes aside)."""
+    if spec.from_labels:
+        classes = jax.lax.broadcasted_iota(jnp.int32, shape, axis)
+        big_y = jnp.where(classes == labels, lw.astype(ct), 0)
+    else:
+        big_y = y.astype(ct)
+        # A negative label gives NaN (no derivative: its slope would be inf times 0).
+        big_y = big_y + jnp.sqrt(jnp.minimum(jax.lax.stop_gradient(big_y), 0))
+    if mask is not None:
+        big_y = jnp.where(mask, big_y, 0)
+    t = big_y
+    if spec.smoothing:
+        count = shape[axis] if mask is None else jnp.maximum(_sum(mask, axis), 1)
+        t = (1 - spec.smoothing) * big_y + spec.smoothing / count
+    if cw is not None:
+        t = t * cw.astype(ct)
+    if mask is not None and (spec.smoothing or cw is not None):
+        t = jnp.where(mask, t, 0)
+    return t
+
+
+def _xent_stats(axis, z, t, mask):
+    """Per-row (m, s, T, V, B, P): the shift, sum exp(z - m), sum t, sum t (m - z), and the
+    target mass on -inf and on +inf logits; one reduction pass after the maximum."""
+    if mask is not None:
+        z = jnp.where(mask, z, -jnp.inf)
+    m = _shift(z, axis)
+    s = _sum(jnp.exp(z - m), axis)
+    return (
+        m,
+        s,
+        _sum(t, axis),
+        _sum(t * (m - _clamp(z)), axis),
+        _sum(t * _neg_inf(z), axis),
+        _sum(t * _pos_inf(z), axis),
+    )
+
+
+def _xent_parts(spec, z, y, cw, lw, labels, mask, skip):
+    ct = jnp.result_type(z.dtype, jnp.float32) if y is None else jnp.result_type(z, y, jnp.float32)
+    axis = spec.axis
+    if spec.blocked:
+        mfull, mconst = _mask_parts(mask, z.shape)
+
+        def fn(fb, rb, consts):
+            zb, yb, mb = fb
+            lab, lwb = rb
+            cwb, mc = consts
+            mk = mb if mc is None else mc
+            if mk is not None:
+                mk = jnp.broadcast_to(mk, zb.shape)
+            t = _targets(spec, ct, zb.shape, yb, cwb, lwb, lab, mk, zb.ndim - 1)
+            return _xent_stats(-1, zb, t, mk)
+
+        cw2 = None if cw is None else cw.reshape(1, -1)
+        stats = _row_blocks(fn, (z, y, mfull), (labels, lw), (cw2, mconst), ct, z.shape)
+    else:
+        t = _targets(spec, ct, z.shape, y, cw, lw, labels, mask, axis)
+        stats = _xent_stats(axis, _upcast(z, ct), t, None)
+    m, s, total, v, neg, pos = stats
+    log_s = jnp.log(s)
+    loss = jnp.where(total == 0, 0, total * log_s + v)
+    loss = jnp.where(neg > 0, jnp.inf, loss)
+    loss = jnp.where(pos > 0, jnp.nan, loss)
+    lse = log_s + m
+    if skip is not None:
+        loss = jnp.where(skip, 0, loss)
+        lse = jnp.where(skip, -jnp.inf, lse)
+    return ct, m, s, total, loss, lse
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _xent(spec, z, y, cw, lw, labels, mask, skip):
+    _, _, _, _, loss, lse = _xent_parts(spec, z, y, cw, lw, labels, mask, skip)
+    return jnp.squeeze(loss, spec.axis), jnp.squeeze(lse, spec.axis)
+
+
+def _xent_jvp(spec, primals, tangents):
+    z, y, cw, lw, labels, mask, skip = primals
+    dz, dy, dcw, dlw, _, _, _ = tangents
+    axis = spec.axis
+    ct, m, s, total, loss, lse = _xent_parts(spec, z, y, cw, lw, labels, mask, skip)
+    dloss = jnp.zeros(loss.shape, ct)
+    dlse = jnp.zeros(lse.shape, ct)
+    zf = _upcast(z, ct)
+    if mask is not None:
+        zf = jnp.where(mask, zf, -jnp.inf)
+    positive = s != 0
+    log_s_safe = jnp.where(positive, jnp.log(jnp.where(positive, s, 1)), jnp.inf)
+    keep = None if skip is None else ~skip
+
+    def kept(x):
+        return x if keep is None else jnp.where(keep, x, 0)
+
+    def t_of(y_, cw_, lw_):
+        return _targets(spec, ct, z.shape, y_, cw_, lw_, labels, mask, axis)
+
+    if not is_zero(dz):
+        # Written apart from the forward's exp(z - m), so that the two stay in separate
+        # fusions and exp(z - m) is never stored (see ``_softmax_xent_int_jvp``).
+        m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
+        p = jnp.exp(-((m_apart - zf) + log_s_safe))
+        dzf = dz.astype(ct)
+        coef = kept(p * total - t_of(y, cw, lw))
+        dloss = dloss + _sum(coef * dzf, axis)
+        dlse = dlse + _sum(kept(p) * dzf, axis)
+    diffs = [(y, dy), (cw, dcw), (lw, dlw)]
+    if any(x is not None and not is_zero(dx) for x, dx in diffs):
+        tans = [
+            None if x is None else (jnp.zeros_like(x) if is_zero(dx) else dx) for x, dx in diffs
+        ]
+        _, dt = jax.jvp(t_of, (y, cw, lw), tuple(tans))
+        # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes.
+        slope = jnp.where(zf == -jnp.inf, 0, log_s_safe + (m - zf))
+        slope = jnp.where(positive, slope, 0)
+        dloss = dloss + _sum(kept(slope * dt), axis)
+    sq = functools.partial(jnp.squeeze, axis=axis)
+    return (sq(loss), sq(lse)), (sq(dloss), sq(dlse))
+
+
+_xent.defjvp(_xent_jvp, symbolic_zeros=True)
+
+
+def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool):
+    """``stats_fn(axis, *full_upcast, mask)`` directly, or a block of rows at a time."""
+    if not blocked:
+        return stats_fn(axis, *(_upcast(x, ct) for x in full), mask)
+    mfull, mconst = _mask_parts(mask, full[0].shape)
+
+    def fn(fb, rb, consts):
+        (mc,) = consts
+        mk = fb[-1] if mc is None else mc
+        if mk is not None:
+            mk = jnp.broadcast_to(mk, fb[0].shape)
+        return stats_fn(fb[0].ndim - 1, *fb[:-1], mk)
+
+    return _row_blocks(fn, (*full, mfull), (), (mconst,), ct, full[0].shape)
+
+
+def _p(zf, m, s):
+    """softmax written apart from the forward's exp(z - m) (see ``_xent_jvp``); 0 in empty
+    rows and at -inf (or masked) entries."""
+    positive = s != 0
+    log_s = jnp.where(positive, jnp.log(jnp.where(positive, s, 1)), jnp.inf)
+    m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
+    return jnp.exp(-((m_apart - zf) + log_s))
+
+
+class RowSpec(NamedTuple):
+    axis: int
+    blocked: bool
+
+
+def _row_spec(z: jax.Array, mask, axis: int, full: tuple):
+    blocked = True
+    axis2, full, mask = _prepare(axis, full, mask, blocked)
+    return RowSpec(axis2, blocked), full, mask, axis2 != axis
+
+
+def softmax_entropy(
+    z: jax.Array, *, mask: jax.Array | None = None, skip: jax.Array | None = None, axis: int
+) -> jax.Array:
+    r"""Entropy of softmax(z) along ``axis``: :math:`\operatorname{lse}(z) - \sum_j p_j z_j`.
+
+    Read in ``z``'s dtype, computed in at least float32, in two passes (row maximum, then
+    one fused reduction); the derivative rule stores only per-row values. ``mask``: allowed
+    classes (broadcastable); ``skip``: rows (keepdims) that give 0, whatever they hold.
+    Empty rows give 0; a +inf or NaN allowed logit gives NaN.
+    """
+    spec, (z,), mask, moved = _row_spec(z, mask, axis, (z,))
+    if moved and skip is not None:
+        skip = jnp.moveaxis(skip, axis, -1)
+    return _entropy(spec, z, mask, skip)
+
+
+def _entropy_stats(axis, z, mask):
+    if mask is not None:
+        z = jnp.where(mask, z, -jnp.inf)
+    m = _shift(z, axis)
+    s = _sum(jnp.exp(z - m), axis)
+    log_s = _safe_log(s)
+    u = _sum(jnp.exp(z - (m + log_s)) * (m - _clamp(z)), axis)
+    return m, s, u
+
+
+def _entropy_parts(spec, z, mask, skip):
+    ct = jnp.result_type(z.dtype, jnp.float32)
+    m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked)
+    log_s = _safe_log(s)
+    h = jnp.where(s == 0, 0, log_s + u)
+    if skip is not None:
+        h = jnp.where(skip, 0, h)
+    return ct, m, s, log_s, h
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _entropy(spec, z, mask, skip):
+    return jnp.squeeze(_entropy_parts(spec, z, mask, skip)[-1], spec.axis)
+
+
+def _entropy_jvp(spec, primals, tangents):
+    z, mask, skip = primals
+    dz = tangents[0]
+    ct, m, s, log_s, h = _entropy_parts(spec, z, mask, skip)
+    out = jnp.squeeze(h, spec.axis)
+    if is_zero(dz):
+        return out, jnp.zeros_like(out)
+    zf = _upcast(z, ct)
+    if mask is not None:
+        zf = jnp.where(mask, zf, -jnp.inf)
+    # dH/dz_k = -p_k (log p_k + H), with log p_k = (z_k - m) - log s.
+    grad = _p(zf, m, s) * ((m - _clamp(zf)) + (log_s - h))
+    if skip is not None:
+        grad = jnp.where(skip, 0, grad)
+    return out, jnp.sum(grad * dz.astype(ct), axis=spec.axis)
+
+
+_entropy.defjvp(_entropy_jvp, symbolic_zeros=True)
+
+
+def softmax_kl(
+    a: jax.Array,
+    b: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    skip: jax.Array | None = None,
+    axis: int,
+) -> jax.Array:
+    r""":math:`D(\operatorname{softmax}(a) \,\|\, \operatorname{softmax}(b))` along ``axis``.
+
+    Read in the inputs' dtypes, computed in at least float32, in two passes over each (row
+    maxima, then one fused reduction); the derivative rule stores only per-row values.
+    ``mask`` and ``skip`` as in ``softmax_entropy``. Entries with p = 0 contribute 0; mass
+    of p where q has none gives +inf; an empty p row gives 0.
+    """
+    spec, (a, b), mask, moved = _row_spec(a, mask, axis, (a, b))
+    if moved and skip is not None:
+        skip = jnp.moveaxis(skip, axis, -1)
+    return _kl(spec, a, b, mask, skip)
+
+
+def _kl_stats(axis, a, b, mask):
+    if mask is not None:
+        a = jnp.where(mask, a, -jnp.inf)
+        b = jnp.where(mask, b, -jnp.inf)
+    ma, mb = _shift(a, axis), _shift(b, axis)
+    sa, sb = _sum(jnp.exp(a - ma), axis), _sum(jnp.exp(b - mb), axis)
+    p = jnp.exp(a - (ma + _safe_log(sa)))
+    u = _sum(p * ((mb - _clamp(b)) - (ma - _clamp(a))), axis)
+    neg = _sum(p * _neg_inf(b), axis)
+    return ma, mb, sa, sb, u, neg
+
+
+def _kl_parts(spec, a, b, mask, skip):
+    ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
+    ma, mb, sa, sb, u, neg = _rows_stats(_kl_stats, (a, b), mask, spec.axis, ct, spec.blocked)
+    la, lb = _safe_log(sa), _safe_log(sb)
+    d = jnp.where(neg > 0, jnp.inf, u + (lb - la))
+    d = jnp.where(sa == 0, 0, d)
+    if skip is not None:
+        d = jnp.where(skip, 0, d)
+    return ct, ma, mb, sa, sb, la, lb, d
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _kl(spec, a, b, mask, skip):
+    return jnp.squeeze(_kl_parts(spec, a, b, mask, skip)[-1], spec.axis)
+
+
+def _kl_jvp(spec, primals, tangents):
+    a, b, mask, skip = primals
+    da, db = tangents[:2]
+    ct, ma, mb, sa, sb, la, lb, d = _kl_parts(spec, a, b, mask, skip)
+    out = jnp.squeeze(d, spec.axis)
+    dout = jnp.zeros_like(out)
+    af, bf = _upcast(a, ct), _upcast(b, ct)
+    if mask is not None:
+        af = jnp.where(mask, af, -jnp.inf)
+        bf = jnp.where(mask, bf, -jnp.inf)
+    p = _p(af, ma, sa)
+
+    def kept(x):
+        return x if skip is None else jnp.where(skip, 0, x)
+
+    if not is_zero(da):
+        # dD/da_k = p_k (log p_k - log q_k - D)
+        ratio = ((mb - _clamp(bf)) - (ma - _clamp(af))) + (lb - la)
+        dout = dout + jnp.sum(kept(p * (ratio - d)) * da.astype(ct), axis=spec.axis)
+    if not is_zero(db):
+        # dD/db_k = q_k sum(p) - p_k
+        q = jnp.where(sa == 0, 0, _p(bf, mb, sb))
+        dout = dout + jnp.sum(kept(q - p) * db.astype(ct), axis=spec.axis)
+    return out, dout
+
+
+_kl.defjvp(_kl_jvp, symbolic_zeros=True)
+
+
+def class_masks(ca, where) -> tuple[jax.Array | None, jax.Array | None]:
+    """A ``ClassAxis``'s mask as the kernels take it: (per-class mask, skipped rows).
+
+    A per-example mask becomes the skipped rows (keepdims); a per-class mask is passed as
+    given when it is shared by every row (no array of the logits' size is formed), else
+    laid out like the logits.
+    """
+    if ca.mask is None:
+        return None, None
+    if ca.row_mask is not None:
+        return None, ca.expand(~ca.row_mask)
+    w = jnp.asarray(where)
+    if not ca.flat and w.ndim <= ca.z.ndim:
+        padded = (1,) * (ca.z.ndim - w.ndim) + w.shape
+        if all(n == 1 for i, n in enumerate(padded) if i != ca.axis):
+            return w.reshape(padded), None
+    return ca.mask, None
