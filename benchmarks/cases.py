@@ -210,20 +210,31 @@ def xent_int(shapes, quick: bool) -> Iterator[Case]:
             yield vg
 
 
+def _every(shapes) -> Iterator[tuple[tuple[int, int], str]]:
+    """Every (shape, dtype) pair of the logits groups."""
+    for shape in shapes:
+        for dtype in DTYPES:
+            yield shape, dtype
+
+
+def _first(impls: list, shape, shapes) -> list:
+    """The naive form (slow, up to GiBs of temp) is timed at the first shape only."""
+    return impls if shape == shapes[0] else [i for i in impls if i[0] != "naive"]
+
+
 def xent_soft(shapes, quick: bool) -> Iterator[Case]:
     impls = [
         ("jaxent", je.softmax_cross_entropy),
         ("optax", optax.losses.softmax_cross_entropy),
         ("naive", _naive_soft),
     ]
-    shape = shapes[0]
-    for dtype in DTYPES:
+    for shape, dtype in _every(shapes):
 
-        def make(dtype=dtype):
+        def make(shape=shape, dtype=dtype):
             t = jax.nn.softmax(_logits(1, shape, "float32"), axis=-1).astype(dtype)
             return _logits(0, shape, dtype), t
 
-        yield from _pair_cases("xent_soft", shape, dtype, make, impls)
+        yield from _pair_cases("xent_soft", shape, dtype, make, _first(impls, shape, shapes))
 
 
 def bce(shapes, quick: bool) -> Iterator[Case]:
@@ -244,10 +255,9 @@ def bce(shapes, quick: bool) -> Iterator[Case]:
 
 def entropy_logits(shapes, quick: bool) -> Iterator[Case]:
     impls = [("jaxent", je.entropy_from_logits), ("naive", _naive_entropy)]
-    shape = shapes[0]
-    for dtype in DTYPES:
+    for shape, dtype in _every(shapes):
 
-        def make(dtype=dtype):
+        def make(shape=shape, dtype=dtype):
             return (_logits(0, shape, dtype),)
 
         yield from _pair_cases("entropy_logits", shape, dtype, make, impls)
@@ -259,10 +269,9 @@ def kl_logits(shapes, quick: bool) -> Iterator[Case]:
         ("optax", _optax_kl),
         ("naive", _naive_kl),
     ]
-    shape = shapes[0]
-    for dtype in DTYPES:
+    for shape, dtype in _every(shapes):
 
-        def make(dtype=dtype):
+        def make(shape=shape, dtype=dtype):
             return _logits(0, shape, dtype), _logits(1, shape, dtype)
 
         bf16 = dtype == "bfloat16"
@@ -271,7 +280,7 @@ def kl_logits(shapes, quick: bool) -> Iterator[Case]:
             shape,
             dtype,
             make,
-            impls,
+            _first(impls, shape, shapes),
             argnums=(0, 1),
             note="optax's bfloat16 gradient (log p - log q in bfloat16) timed, not compared"
             if bf16
@@ -593,10 +602,10 @@ def count(group: str, quick: bool) -> int:
     per_dtype = {
         "limits": 2,
         "xent_int": 2 * len(shapes),
-        "xent_soft": 2,
+        "xent_soft": 2 * len(shapes),
         "bce": 2,
-        "entropy_logits": 2,
-        "kl_logits": 2,
+        "entropy_logits": 2 * len(shapes),
+        "kl_logits": 2 * len(shapes),
     }
     if group == "fused":
         return len(_fused_shapes(quick))
