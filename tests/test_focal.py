@@ -186,29 +186,27 @@ def test_gamma_zero_is_the_plain_cross_entropy_exactly():
             lambda v: je.softmax_cross_entropy(v, y),
         ),
     ]
-    for focal, plain in pairs:
-        np.testing.assert_array_equal(jax.jit(focal)(z), jax.jit(plain)(z))
-        np.testing.assert_array_equal(
-            jgrad(lambda v, f=focal: f(v).sum())(z), jgrad(lambda v, f=plain: f(v).sum())(z)
-        )
-        # and the focal kernels themselves tend to it.
-    tiny = 1e-12
-    np.testing.assert_allclose(
-        je.sigmoid_focal_loss(z, y, gamma=tiny), je.sigmoid_binary_cross_entropy(z, y), rtol=1e-10
-    )
-    np.testing.assert_allclose(
-        je.softmax_focal_loss(z, labels, gamma=tiny, class_weights=cw, ignore_index=-100),
-        je.softmax_cross_entropy_with_integer_labels(
-            z, labels, class_weights=cw, ignore_index=-100
-        ),
-        rtol=1e-10,
-    )
-    # with alpha, gamma = 0 is alpha_t times the cross-entropy.
-    np.testing.assert_allclose(
-        je.sigmoid_focal_loss(z, y, gamma=0.0, alpha=0.3),
-        (0.3 * y + 0.7 * (1 - y)) * je.sigmoid_binary_cross_entropy(z, y),
-        rtol=1e-15,
-    )
+
+    @jax.jit
+    def values_and_grads(v):
+        fns = [f for pair in pairs for f in pair]
+        # the focal kernels themselves tend to the plain losses as gamma -> 0.
+        fns += [
+            lambda u: je.sigmoid_focal_loss(u, y, gamma=1e-12),
+            lambda u: je.softmax_focal_loss(
+                u, labels, gamma=1e-12, class_weights=cw, ignore_index=-100
+            ),
+            # with alpha, gamma = 0 is alpha_t times the cross-entropy.
+            lambda u: je.sigmoid_focal_loss(u, y, gamma=0.0, alpha=0.3),
+        ]
+        return [(f(v), jax.grad(lambda u, f=f: f(u).sum())(v)) for f in fns]
+
+    out = values_and_grads(z)
+    for i in range(3):
+        chex.assert_trees_all_equal(out[2 * i], out[2 * i + 1])
+    chex.assert_trees_all_close(out[6], out[0], rtol=1e-10)
+    chex.assert_trees_all_close(out[7], out[2], rtol=1e-10)
+    np.testing.assert_allclose(out[8][0], (0.3 * y + 0.7 * (1 - y)) * out[1][0], rtol=1e-15)
 
 
 # Simpler equivalent calls.
@@ -327,47 +325,48 @@ CHECK_GRADS = {
         where=jnp.array([[True], [False], [True]]),
         class_weights=jnp.array([1.0, 2.0, 0.5]),
     ),
+    "poly1": lambda z, y: je.poly1_softmax_cross_entropy(
+        z, y, epsilon=1.5, label_smoothing=0.1, where=jnp.array([True, True, False])
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CHECK_GRADS))
 def test_check_grads(name):
-    helpers.check_grads_both_modes(CHECK_GRADS[name], False, nargs=2)
-
-
-def test_check_grads_poly1_first_order():
+    """First order in both modes (second-order rules are checked through the Hessians of
+    the boundary tests)."""
     rng = np.random.default_rng(63)
     args = (jnp.asarray(rng.normal(size=(2, 3))), jnp.asarray(ref.random_probs(rng, (2, 3))))
-
-    def f(z, y):
-        return je.poly1_softmax_cross_entropy(
-            z, y, epsilon=1.5, label_smoothing=0.1, where=jnp.array([True, True, False])
-        )
-
-    check_grads(jax.jit(f), args, order=1, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
+    f = jax.jit(CHECK_GRADS[name])
+    check_grads(f, args, order=1, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
 
 
 # Boundary inputs.
 
 
-@pytest.mark.parametrize("gamma", [0.5])
-def test_sigmoid_focal_at_infinite_and_huge_logits(gamma):
+def test_sigmoid_focal_at_infinite_and_huge_logits():
     """Values are the limits, never NaN; gradients too: 0 for a certain correct prediction,
     the sigmoid cross-entropy's +-1 for a certain wrong one."""
+
+    @jax.jit
+    def everything(z, y):
+        f = partial(je.sigmoid_focal_loss, gamma=0.5)
+        g_rev = jax.grad(lambda a: f(a, y).sum())(z)
+        g_fwd = jax.jacfwd(lambda a: f(a, y).sum())(z)
+        g_y = jax.grad(lambda b: f(z, b).sum())(y)
+        # alpha_t = 0 makes a term 0, even an infinite one.
+        return f(z, y), g_rev, g_fwd, g_y, je.sigmoid_focal_loss(z, y, alpha=1.0, gamma=0.5)
+
     for dtype, big in ((jnp.float64, jnp.inf), (jnp.float32, jnp.inf), (jnp.float32, 1e8)):
         z = jnp.array([big, -big, big, -big], dtype)
         y = jnp.array([1.0, 0.0, 0.0, 1.0], dtype)
-        f = partial(je.sigmoid_focal_loss, gamma=gamma)
-        v = jax.jit(f)(z, y)
+        v, g_rev, g_fwd, g_y, weighted = everything(z, y)
         want = [0.0, 0.0, np.inf, np.inf] if big == jnp.inf else [0.0, 0.0, 1e8, 1e8]
         np.testing.assert_allclose(v, want, rtol=1e-7)
-        for transform in (jgrad, jfwd):
-            gz = transform(lambda a, f=f, y=y: f(a, y).sum())(z)
-            np.testing.assert_array_equal(gz, [0.0, 0.0, 1.0, -1.0])
-        gy = jgrad(lambda b, f=f, z=z: f(z, b).sum())(y)
-        assert not np.any(np.isnan(gy))
-        # alpha_t = 0 makes a term 0, even an infinite one.
-        np.testing.assert_array_equal(je.sigmoid_focal_loss(z, y, alpha=1.0, gamma=gamma)[2], 0.0)
+        np.testing.assert_array_equal(g_rev, [0.0, 0.0, 1.0, -1.0])
+        np.testing.assert_array_equal(g_fwd, [0.0, 0.0, 1.0, -1.0])
+        assert not np.any(np.isnan(g_y))
+        assert weighted[2] == 0.0
 
 
 @pytest.mark.parametrize("gamma", [0.25])
@@ -546,8 +545,26 @@ def _all_three(z, y):
     )
 
 
-def test_dtype_contract():
-    helpers.check_logit_dtype_contract(_all_three)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float32])
+def test_dtype_contract(dtype):
+    """Values in float32, equal to the float64 oracle on the rounded inputs; gradients in
+    the input dtype (float64 keeps float64 throughout the other tests)."""
+    rng = np.random.default_rng(64)
+    z = jnp.asarray(rng.normal(size=(3, 4)) * 3, dtype)
+    y = jnp.asarray(ref.random_probs(rng, (3, 4)), dtype)
+    v, (gz, gy) = jax.jit(jax.value_and_grad(lambda a, b: _all_three(a, b).sum(), (0, 1)))(z, y)
+    values = jax.jit(_all_three)(z, y)
+    assert values.dtype == jnp.float32 and v.dtype == jnp.float32
+    assert gz.dtype == dtype and gy.dtype == dtype
+    zn, yn = f64(z), f64(y)
+    want = np.concatenate(
+        [
+            ref.sigmoid_focal_loss(zn, yn, alpha=0.25).ravel(),
+            ref.softmax_focal_loss(zn, [0, 3, 2], gamma=0.5, class_weights=[1.0, 2, 3, 4]),
+            ref.poly1_softmax_cross_entropy(zn, yn, 2.0, smoothing=0.1),
+        ]
+    )
+    np.testing.assert_allclose(values, want, rtol=1e-5)
 
 
 def test_exact_zeros_are_positive_zeros():
