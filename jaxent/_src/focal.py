@@ -377,9 +377,8 @@ def poly1_softmax_cross_entropy(
     contributes 0 and gets gradient exactly 0; target mass on it gives +inf; a fully
     masked row gives 0 with gradient 0; a negative label gives NaN). The second term's
     gradient is :math:`p_k (\sum_j t_j p_j - t_k)`. Of that loss's options, ``axis``,
-    ``where`` and ``label_smoothing`` apply, smoothing both terms (as the PolyLoss
-    authors' code does); class weights and the z-loss are no part of the poly-1 loss and
-    are not offered.
+    ``where`` and ``label_smoothing`` apply, the smoothed targets entering both terms;
+    class weights and the z-loss are no part of the poly-1 loss and are not offered.
 
     Without smoothing this equals ``optax.poly_loss_cross_entropy(z, y,
     epsilon=epsilon)`` (whose default is :math:`\epsilon = 2`, the paper's choice for
