@@ -24,6 +24,7 @@ from helpers import (
     out_dtype,
     tol,
 )
+from jax.test_util import check_grads
 
 import jaxent as je
 
@@ -305,3 +306,278 @@ def test_dtype_contract(dtype):
 
 def test_logits_dtype_contract():
     helpers.check_logit_dtype_contract(lambda z, y: je.entropy_from_logits(z))
+
+
+# Rényi and Tsallis entropies.
+
+# Orders swept by the tables: the special orders 0, 1 and inf, and both sides of 1 closely.
+ORDERS = [0.0, 0.3, 1 - 1e-3, 1 - 1e-8, 1.0, 1 + 1e-8, 1 + 1e-3, 2.0, 7.5, np.inf]
+# One call per case: the orders ride on a leading axis of alpha.
+GENERALISED_TABLE = [c for c in TABLE if c[3] != "per_example"][::2] + [
+    c for c in TABLE if c[3] == "per_example"
+][:1]
+
+
+def _orders(batch_ndim, dtype):
+    """The orders in the result dtype (a float64 order would widen the computation)."""
+    return jnp.asarray(ORDERS, out_dtype(dtype)).reshape((-1,) + (1,) * batch_ndim)
+
+
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", GENERALISED_TABLE)
+def test_renyi_and_tsallis_table(shape, axis, dtype, mask_kind):
+    rng = np.random.default_rng(30)
+    p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.2), dtype)
+    where = make_mask(mask_kind, rng, shape, axis)
+    alphas = _orders(len(helpers.batch_shape(shape, axis)), dtype)
+    renyi = jit(je.renyi_entropy, axis=axis, where=where, base=2)(p, alphas)
+    tsallis = jit(je.tsallis_entropy, axis=axis, where=where)(p, alphas)
+    for i, a in enumerate(f64(alphas).ravel()):  # the orders as rounded
+        close(renyi[i], ref.renyi_entropy(f64(p), a, axis, where, 2), dtype, atol=2e-6)
+        close(tsallis[i], ref.tsallis_entropy(f64(p), a, axis, where), dtype, atol=2e-6)
+
+
+def test_renyi_and_tsallis_match_dit():
+    from dit import Distribution
+    from dit.other import renyi_entropy, tsallis_entropy
+
+    rng = np.random.default_rng(31)
+    p = ref.random_probs(rng, (3, 6), zeros=0.3)
+    for a in (0.0, 0.5, 1.0, 2.0, 3.5, np.inf):
+        got_r = je.renyi_entropy(p, a, base=2)
+        got_t = je.tsallis_entropy(p, a)
+        for i, row in enumerate(p):
+            d = Distribution([str(j) for j in range(6)], row.tolist())
+            np.testing.assert_allclose(got_r[i], renyi_entropy(d, a), rtol=1e-12, atol=1e-14)
+            if np.isfinite(a):  # dit has no index inf
+                np.testing.assert_allclose(got_t[i], tsallis_entropy(d, a), rtol=1e-12, atol=1e-14)
+
+
+def test_worked_numbers_renyi_and_tsallis():
+    p = jnp.array([0.5, 0.25, 0.25, 0.0])
+    # Hartley: log2 of the support (3, the zero not counted); Shannon 1.5 bits; collision
+    # entropy -log2(0.375); min-entropy -log2(0.5) = 1 bit.
+    want = [math.log2(3), 1.5, -math.log2(0.375), 1.0]
+    got = je.renyi_entropy(p, jnp.array([0.0, 1.0, 2.0, np.inf]), base=2)
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    # Tsallis: support size - 1, Shannon in nats, 1 - sum p^2.
+    got = je.tsallis_entropy(p, jnp.array([0.0, 1.0, 2.0, np.inf]))
+    np.testing.assert_allclose(got, [2.0, float(je.entropy(p)), 0.625, 0.0], rtol=1e-14)
+    # every order of a uniform distribution gives log n; a certain outcome gives 0.
+    for a in ORDERS:
+        np.testing.assert_allclose(je.renyi_entropy(jnp.full(6, 1 / 6), a), math.log(6), rtol=1e-14)
+        assert je.renyi_entropy(jnp.array([0.0, 1.0, 0.0]), a) == 0.0
+        assert je.tsallis_entropy(jnp.array([0.0, 1.0, 0.0]), a) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_renyi_and_tsallis_at_one_are_shannon_in_value_and_gradient(dtype):
+    """Continuous and differentiable at order 1: values within |alpha - 1| Var/2 of Shannon,
+    gradients in p and in the order against their closed forms at 1."""
+    p = jnp.array([[0.5, 0.3, 0.2, 0.0], [0.05, 0.15, 0.3, 0.5]], dtype)
+    pn = f64(p)
+    h = ref.entropy(pn)
+    with np.errstate(divide="ignore"):
+        lp = np.where(pn > 0, np.log(pn), 0.0)
+    var = np.sum(pn * (lp + h[:, None]) ** 2, -1)
+    second = np.sum(pn * lp**2, -1)
+    eps = 1e-14 if dtype == jnp.float64 else 2e-6
+    for f in (je.renyi_entropy, je.tsallis_entropy):
+        grad_p = jgrad(lambda x, a, f=f: f(x, a).sum())
+        grad_a = jgrad(lambda a, x, f=f: f(x, a).sum())
+        for d in (0.0, 1e-8, -1e-8, 1e-3, -1e-3):
+            a = jnp.asarray(1 + d, dtype)
+            # H(1 + d) = H - d Var/2 + O(d^2) (Rényi); S(1 + d) = H - d sum p log^2 p / 2 + O(d^2).
+            slope = var if f is je.renyi_entropy else second
+            np.testing.assert_allclose(f(p, a), h - d * slope / 2, rtol=eps + d * d * 10)
+            np.testing.assert_allclose(grad_a(a, p), -np.sum(slope) / 2, rtol=eps + abs(d) * 10)
+        # the gradient in p at 1: Rényi's that of -sum p log p / sum p, Tsallis' -(log p + 1);
+        # 0 at the zero, where both diverge.
+        g = grad_p(p, jnp.asarray(1.0, dtype))
+        extra = h[:, None] if f is je.renyi_entropy else 0.0
+        want = np.where(pn > 0, -(lp + 1 + extra), 0.0)
+        np.testing.assert_allclose(g, want, rtol=eps * 10, atol=eps)
+        # continuity of the gradient through 1, off the zero.
+        g_near = grad_p(p, jnp.asarray(1 + 1e-8, dtype))
+        np.testing.assert_allclose(g_near[:, :3], want[:, :3], rtol=1e-6, atol=eps)
+    # along the simplex the Rényi gradient at 1 equals entropy's.
+    dp = jnp.array([[0.1, -0.3, 0.2, 0.0], [0.2, -0.1, 0.1, -0.2]], dtype)
+    _, t_renyi = jax.jvp(lambda x: je.renyi_entropy(x, 1.0), (p,), (dp,))
+    _, t_shannon = jax.jvp(je.entropy, (p,), (dp,))
+    np.testing.assert_allclose(t_renyi, t_shannon, rtol=eps * 10)
+
+
+# Compiled once, the order an argument: new orders do not recompile.
+RENYI_GRADS = jax.jit(jax.grad(lambda x, a: je.renyi_entropy(x, a).sum(), (0, 1)))
+RENYI_FWD = jax.jit(jax.jacfwd(lambda x, a: je.renyi_entropy(x, a).sum()))
+TSALLIS_GRADS = jax.jit(jax.grad(lambda x, a: je.tsallis_entropy(x, a).sum(), (0, 1)))
+
+
+def test_renyi_and_tsallis_gradients_closed_form():
+    p = jnp.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.0, 0.6, 0.25]])  # the second sums to 0.95
+    pn = np.asarray(p)
+    w = pn.sum(-1, keepdims=True)
+    on = pn > 0
+    s = np.where(on, pn, 1.0)
+    lp = np.where(on, np.log(s), 0.0)
+    for alpha in (0.0, 0.5, 2.0, 5.0, np.inf):
+        g_p, g_a = RENYI_GRADS(p, jnp.asarray(alpha))
+        g_p_fwd = RENYI_FWD(p, jnp.asarray(alpha))
+        if np.isinf(alpha):  # -log max p
+            want_p = np.where(pn == pn.max(-1, keepdims=True), -1 / s, 0.0)
+            want_a = 0.0
+        else:
+            sa = np.sum(np.where(on, s**alpha, 0), -1, keepdims=True)
+            b = alpha - 1
+            # d/dp log(sum p^a / W)/(1 - a); off the support the one-sided slope
+            # 1/((a-1) W) for a > 1, else 0.
+            want_p = np.where(on, -(alpha * s ** (alpha - 1) / sa - 1 / w) / b, 0.0)
+            if alpha > 1:
+                want_p = np.where(on, want_p, 1 / (b * w))
+            # d/da by the quotient rule.
+            num = np.log(sa / w)
+            dnum = np.sum(np.where(on, s**alpha * lp, 0), -1, keepdims=True) / sa
+            want_a = np.sum((dnum * (1 - alpha) + num) / (1 - alpha) ** 2)
+        np.testing.assert_allclose(g_p, want_p, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(g_p_fwd, want_p, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(g_a, want_a, rtol=1e-13, atol=1e-15)
+        # Tsallis: d/dp (p - p^q)/(q - 1) = (1 - q p^(q-1))/(q - 1), off the support
+        # 1/(q - 1) for q > 1 else 0; d/dq by the quotient rule.
+        q = alpha
+        g_p, g_q = TSALLIS_GRADS(p, jnp.asarray(q))
+        if np.isinf(q):
+            want_p, want_q = np.zeros_like(pn), 0.0
+        else:
+            b = q - 1
+            want_p = np.where(on, (1 - q * s**b) / b, 1 / b if q > 1 else 0.0)
+            terms = np.where(on, s - s**q, 0)
+            dterms = np.where(on, -(s**q) * lp, 0)
+            want_q = np.sum((dterms * b - terms) / b**2)
+        np.testing.assert_allclose(g_p, want_p, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(g_q, want_q, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("f", [je.renyi_entropy, je.tsallis_entropy])
+def test_renyi_and_tsallis_check_grads(f):
+    """Second order in p and the order jointly, both modes, at 1 and far from it."""
+    p = jnp.asarray(np.random.default_rng(32).uniform(0.2, 0.8, (2, 3)))
+    g = jax.jit(f)
+    check_grads(g, (p, jnp.array([0.5, 1.0])), order=2, eps=1e-4, atol=1e-5, rtol=1e-5)
+
+
+def test_renyi_and_tsallis_simpler_calls():
+    orders = jnp.array([0.0, 1.0, 2.0, np.inf])
+    for f in (je.renyi_entropy, je.tsallis_entropy):
+        # all orders at once: (orders, examples) summed over the orders.
+        g = lambda *x, f=f, **kw: f(*x, orders[:, None], **kw).sum(0)  # noqa: E731
+        helpers.check_masked_equals_sliced(g, 1)
+        g = lambda *x, f=f, **kw: f(*x, orders.reshape(4, 1, 1), **kw).sum(0)  # noqa: E731
+        helpers.check_axis_equals_moveaxis(g, 1, 1)
+    # an array of orders equals one call per order, and is broadcast with the examples.
+    rng = np.random.default_rng(33)
+    p = jnp.asarray(ref.random_probs(rng, (4, 5), zeros=0.2))
+    alphas = jnp.array([[0.5], [1.0], [3.0]])
+    got = jax.jit(je.renyi_entropy)(p, alphas)
+    assert got.shape == (3, 4)
+    for i, a in enumerate(alphas[:, 0]):
+        np.testing.assert_allclose(got[i], je.renyi_entropy(p, float(a)), rtol=1e-14)
+    per_row = jnp.array([0.0, 1.0, 2.0, np.inf])
+    np.testing.assert_allclose(
+        je.tsallis_entropy(p, per_row),
+        [je.tsallis_entropy(p[i], float(per_row[i])) for i in range(4)],
+        rtol=1e-14,
+    )
+
+
+def _renyi_1(p, **kw):
+    return je.renyi_entropy(p, 1.0, **kw)
+
+
+def _renyi_2(p, **kw):
+    return je.renyi_entropy(p, 2.0, **kw)
+
+
+def _tsallis_3_2(p, **kw):
+    return je.tsallis_entropy(p, 1.5, **kw)
+
+
+RENYI_PUBLIC = {
+    "renyi_entropy": Public(_renyi_1, "p", {"axis": -1, "base": 2}, (("where", "m"),)),
+    "renyi_entropy_order_2": Public(_renyi_2, "p", {"base": 10}),
+    "tsallis_entropy": Public(_tsallis_3_2, "p", {"axis": (-1,)}),
+}
+RenyiPublicFunctionTest = helpers.public_function_tests(RENYI_PUBLIC, seed=34)
+
+
+def test_renyi_and_tsallis_vmap_over_orders():
+    p = jnp.asarray(ref.random_probs(np.random.default_rng(35), (5,)))
+    alphas = jnp.array([0.0, 0.5, 1.0, 2.0, np.inf])
+    for f in (je.renyi_entropy, je.tsallis_entropy):
+        batched = f(p, alphas)
+        np.testing.assert_allclose(jax.vmap(f, (None, 0))(p, alphas), batched, rtol=1e-15)
+        np.testing.assert_allclose(jax.jit(f)(p, alphas), batched, rtol=1e-15)
+
+
+def test_renyi_and_tsallis_boundaries():
+    """Zeros and masked entries are not counted at order 0; empty rows give 0; garbage under
+    the mask changes nothing; invalid values and traced invalid orders give NaN."""
+    p = jnp.array([0.5, 0.0, 0.5, 0.25])
+    m = jnp.array([True, True, True, False])
+    np.testing.assert_allclose(je.renyi_entropy(p, 0.0, where=m), math.log(2), rtol=1e-15)
+    np.testing.assert_allclose(je.tsallis_entropy(p, 0.0, where=m), 1.0, rtol=1e-15)
+    orders = jnp.array([0.0, 1.0, 2.0, np.inf])
+    np.testing.assert_array_equal(je.renyi_entropy(jnp.zeros(3), orders), 0.0)
+    np.testing.assert_array_equal(je.renyi_entropy(p, orders, where=jnp.zeros(4, bool)), 0.0)
+    np.testing.assert_array_equal(je.tsallis_entropy(p, orders, where=jnp.zeros(4, bool)), 0.0)
+    for f in (je.renyi_entropy, je.tsallis_entropy):
+        # the garbage check on all orders at once: (rows, orders) values summed per row.
+        helpers.check_masked_garbage_probabilities(
+            lambda x, where, f=f: f(x, orders[:, None], where=where).sum(0), 1
+        )
+        for bad in (np.nan, -0.25, np.inf):
+            if f is je.tsallis_entropy and bad == np.inf:
+                continue
+            assert np.all(np.isnan(f(jnp.array([0.5, 0.5, bad]), orders))), (f, bad)
+    # gradients at zeros stay finite in both modes, Hessians too, at every order.
+    orders = jnp.array([0.0, 0.5, 1.0, 1.5, np.inf])
+    for f in (je.renyi_entropy, je.tsallis_entropy):
+        helpers.check_finite_and_modes_agree(lambda x, f=f: f(x, orders).sum(), p)
+    assert np.all(np.isfinite(jhess(lambda x: je.renyi_entropy(x, orders).sum())(p)))
+    # float32 tiny probabilities at large and small orders: no overflow, no NaN.
+    tiny = jnp.array([1e-37, 1e-30, 1.0 - 1e-30], jnp.float32)
+    orders = [0.0, 0.01, 0.8, 1.0, 1.2, 60.0, 1e4]
+    got = je.renyi_entropy(tiny, jnp.asarray(orders, jnp.float32))
+    want = [ref.renyi_entropy(f64(tiny), a) for a in orders]
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+    assert np.all(np.isfinite(je.tsallis_entropy(tiny, jnp.asarray(orders, jnp.float32))))
+
+
+@pytest.mark.parametrize("f", [je.renyi_entropy, je.tsallis_entropy])
+def test_order_checks(f):
+    p = jnp.array([0.5, 0.5])
+    for bad in (-0.5, np.nan, jnp.array([1.0, -1.0])):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            f(p, bad)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        f(jnp.ones((3, 2)) / 2, jnp.ones(2))
+    for bad in (True, "2", jnp.array([1j])):
+        with pytest.raises(TypeError):
+            f(p, bad)
+    # traced, they cannot raise: NaN.
+    assert np.isnan(jax.jit(f)(p, -0.5))
+    assert np.isnan(jax.jit(f)(p, np.nan))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_renyi_and_tsallis_dtype_contract(dtype):
+    rng = np.random.default_rng(36)
+    p = jnp.asarray(ref.random_probs(rng, (3, 5)), dtype)
+    for a in (0.5, 1.0, 2.0):
+        want = ref.renyi_entropy(f64(p), a)
+        helpers.check_prob_dtype_contract(partial(je.renyi_entropy, alpha=a), (p,), want, dtype)
+        want = ref.tsallis_entropy(f64(p), a)
+        helpers.check_prob_dtype_contract(partial(je.tsallis_entropy, q=a), (p,), want, dtype)
+    # the order takes part in the dtype unless it is a Python number.
+    p32 = p.astype(jnp.float32)
+    assert je.renyi_entropy(p32, 2.0).dtype == jnp.float32
+    assert je.renyi_entropy(p32, jnp.float64(2.0)).dtype == jnp.float64
+    assert je.tsallis_entropy(p32, jnp.asarray(2.0, jnp.bfloat16)).dtype == jnp.float32

@@ -231,6 +231,53 @@ def test_adversarial_sweep_probabilities(name):
             assert not np.any(np.isnan(g_on[i])), (name, s)
 
 
+# Rényi, Tsallis and Jensen-Shannon: orders on a leading axis, one call per example.
+ORDERS = jnp.array([0.0, 0.2, 0.5, 1 - 1e-6, 1.0, 1 + 1e-6, 2.0, 5.0, jnp.inf])
+
+
+def _normalised(case, zeros):
+    """Distributions that sum to 1 over the allowed entries, and the orders laid out for
+    them."""
+    shape, axis, dtype, where, rng = case
+    axes = ref._axes(axis, len(shape))
+    p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=zeros), dtype)
+    if where is not None:  # (no all-zero distribution under the mask)
+        p = jnp.where(where, p + 1e-3, 0)
+        p = p / jnp.sum(p, axis=axes, keepdims=True)
+    orders = ORDERS.astype(dtype).reshape((-1,) + (1,) * (len(shape) - len(axes)))
+    return p, orders, {"axis": axis, "where": where}
+
+
+@SETTINGS
+@given(cases())
+def test_js_symmetric_and_bounded(case):
+    p, _, kw = _normalised(case, 0.3)
+    q, _, _ = _normalised(case, 0.0)
+    dtype = case[2]
+    js = je.js_divergence(p, q, **kw)
+    np.testing.assert_allclose(js, je.js_divergence(q, p, **kw), rtol=_tol(dtype), atol=1e-7)
+    assert np.all(np.asarray(js) >= 0)
+    assert np.all(np.asarray(js) <= np.log(2) * (1 + _tol(dtype)))
+    assert np.all(np.asarray(je.js_divergence(p, q, base=2, **kw)) <= 1 + _tol(dtype))
+
+
+@SETTINGS
+@given(cases())
+def test_renyi_monotone_in_the_order_and_shannon_at_one(case):
+    p, orders, kw = _normalised(case, 0.3)
+    q, _, _ = _normalised(case, 0.0)
+    dtype = case[2]
+    tol = _tol(dtype) * 10
+    h = np.asarray(je.renyi_entropy(p, orders, **kw))
+    d = np.asarray(je.renyi_divergence(p, q, orders, **kw))
+    assert np.all(np.diff(h, axis=0) <= tol * (1 + np.abs(h[1:])))  # non-increasing
+    assert np.all(np.diff(d, axis=0) >= -tol * (1 + np.abs(d[1:])))  # non-decreasing
+    shannon = je.entropy(p, **kw)
+    np.testing.assert_allclose(h[4], shannon, rtol=tol, atol=tol)
+    np.testing.assert_allclose(je.tsallis_entropy(p, 1.0, **kw), shannon, rtol=tol, atol=tol)
+    np.testing.assert_allclose(d[4], je.kl_divergence(p, q, **kw), rtol=tol, atol=tol)
+
+
 # Joint measures and Gaussian closed forms: identities and bounds on random inputs.
 
 

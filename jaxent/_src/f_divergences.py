@@ -65,7 +65,8 @@ def per_example_order(x: jax.Array, dtype) -> jax.Array:
     return jnp.expand_dims(x.astype(dtype), -1)
 
 
-# Taylor coefficients about 0, highest first, for |x| below _SERIES_RADIUS (to 1e-17).
+# Taylor coefficients about 0, highest first, used for |x| below _SERIES_RADIUS, where the
+# first omitted term is below 2e-16 of the value.
 _SERIES_RADIUS = 0.1
 # d/dx (e^x - 1)/x: (k - 1) / k! for k = 2..12.
 _EXPM1_SLOPE_SERIES = tuple((k - 1) / math.factorial(k) for k in range(12, 1, -1))

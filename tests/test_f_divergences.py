@@ -1,0 +1,469 @@
+"""Divergences beyond KL (``_src/f_divergences.py``): Jensen-Shannon, Rényi, total variation
+and Hellinger on probabilities, and Jensen-Shannon and Rényi from logits."""
+
+import math
+
+import chex
+import helpers
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import references as ref
+from helpers import TABLE, Public, close, f64, jfwd, jgrad, jhess, jit, make_mask, out_dtype
+from jax.test_util import check_grads
+from scipy.spatial import distance
+
+import jaxent as je
+
+ORDERS = [0.0, 0.3, 1 - 1e-3, 1 - 1e-8, 1.0, 1 + 1e-8, 1 + 1e-3, 2.0, 7.5, np.inf]
+# Every mask kind and dtype, fewer shapes than the Shannon measures' table: one call per
+# case covers all orders, on a leading axis of alpha.
+CASES = [c for c in TABLE if c[3] != "per_example"][::2] + [
+    c for c in TABLE if c[3] == "per_example"
+][:1]
+PAIRS = ("js_divergence", "total_variation", "hellinger")
+
+
+def _close(got, want, dtype, atol):
+    """``helpers.close``, with an absolute tolerance in float64 too: divergences that are 0
+    in exact arithmetic come out as a few ulps of their O(1) terms."""
+    assert got.dtype == out_dtype(dtype)
+    atol = 1e-14 if dtype == jnp.float64 else atol
+    np.testing.assert_allclose(got, want, rtol=helpers.tol(dtype), atol=atol)
+
+
+def _orders(batch_ndim, dtype):
+    """The orders in the result dtype (a float64 order would widen the computation)."""
+    return jnp.asarray(ORDERS, out_dtype(dtype)).reshape((-1,) + (1,) * batch_ndim)
+
+
+# Oracle tables.
+
+
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", CASES)
+def test_probabilities_table(shape, axis, dtype, mask_kind):
+    rng = np.random.default_rng(40)
+    p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.2), dtype)
+    q = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.1), dtype)
+    where = make_mask(mask_kind, rng, shape, axis)
+    for fn in PAIRS:
+        got = jit(getattr(je, fn), axis=axis, where=where)(p, q)
+        close(got, getattr(ref, fn)(f64(p), f64(q), axis, where), dtype)
+    alphas = _orders(len(helpers.batch_shape(shape, axis)), dtype)
+    got = jit(je.renyi_divergence, axis=axis, where=where, base=2)(p, q, alphas)
+    for i, a in enumerate(f64(alphas).ravel()):  # the orders as rounded
+        want = ref.renyi_divergence(f64(p), f64(q), a, axis, where, 2)
+        np.testing.assert_array_equal(np.isinf(got[i]), np.isinf(want))  # zeros of q
+        _close(got[i], want, dtype, atol=5e-6)
+
+
+@pytest.mark.parametrize("shape,axis,dtype,mask_kind", CASES)
+def test_logits_table(shape, axis, dtype, mask_kind):
+    rng = np.random.default_rng(41)
+    a = jnp.asarray(rng.normal(size=shape) * 2, dtype)
+    b = jnp.asarray(rng.normal(size=shape) * 2, dtype)
+    where = make_mask(mask_kind, rng, shape, axis)
+    got = jit(je.js_divergence_from_logits, axis=axis, where=where, base=2)(a, b)
+    close(got, ref.js_divergence_from_logits(f64(a), f64(b), axis=axis, where=where, base=2), dtype)
+    alphas = _orders(len(helpers.batch_shape(shape, axis)), dtype)
+    got = jit(je.renyi_divergence_from_logits, axis=axis, where=where)(a, b, alphas)
+    for i, al in enumerate(f64(alphas).ravel()):  # the orders as rounded
+        want = ref.renyi_divergence_from_logits(f64(a), f64(b), al, axis=axis, where=where)
+        _close(got[i], want, dtype, atol=1e-5)
+
+
+def test_match_scipy_and_dit():
+    """SciPy's ``jensenshannon`` is the square root of the divergence; dit works in bits."""
+    from dit import Distribution
+    from dit.divergences import (
+        hellinger_distance,
+        jensen_shannon_divergence,
+        renyi_divergence,
+        variational_distance,
+    )
+
+    rng = np.random.default_rng(42)
+    p = ref.random_probs(rng, (3, 6), zeros=0.3)
+    q = ref.random_probs(rng, (3, 6))
+    np.testing.assert_allclose(
+        je.js_divergence(p, q), distance.jensenshannon(p, q, axis=-1) ** 2, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        je.js_divergence(p, q, base=2), distance.jensenshannon(p, q, base=2, axis=-1) ** 2, 1e-12
+    )
+    outcomes = [str(j) for j in range(6)]
+    alphas = jnp.array([[0.5], [1.0], [2.0], [4.0]])
+    renyi = je.renyi_divergence(p, q, alphas, base=2)
+    for i in range(3):
+        dp, dq = Distribution(outcomes, p[i].tolist()), Distribution(outcomes, q[i].tolist())
+        np.testing.assert_allclose(
+            je.js_divergence(p[i], q[i], base=2), jensen_shannon_divergence([dp, dq]), rtol=1e-12
+        )
+        np.testing.assert_allclose(je.total_variation(p[i], q[i]), variational_distance(dp, dq))
+        np.testing.assert_allclose(je.hellinger(p[i], q[i]), hellinger_distance(dp, dq), 1e-12)
+        for j, a in enumerate(alphas[:, 0]):
+            want = renyi_divergence(dp, dq, float(a))
+            np.testing.assert_allclose(renyi[j, i], want, rtol=1e-12)
+
+
+# The worked numbers.
+
+
+def test_worked_numbers():
+    p, q = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    # disjoint supports: JS at its bound log 2 (1 bit), total variation and Hellinger 1.
+    np.testing.assert_allclose(je.js_divergence(p, q), math.log(2), rtol=1e-15)
+    np.testing.assert_allclose(je.js_divergence(p, q, base=2), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(je.js_divergence_from_logits(jnp.log(p), jnp.log(q)), math.log(2))
+    assert je.total_variation(p, q) == 1.0 and je.hellinger(p, q) == 1.0
+    # identical: all 0, JS exactly.
+    r = jnp.array([0.5, 0.3, 0.2])
+    for f in (je.js_divergence, je.total_variation, je.hellinger):
+        assert f(r, r) == 0.0
+    np.testing.assert_array_equal(je.renyi_divergence(r, r, jnp.array(ORDERS)), 0.0)
+    np.testing.assert_allclose(je.total_variation(r, jnp.array([0.2, 0.2, 0.6])), 0.4, rtol=1e-15)
+    # Rényi: at 1 the KL divergence, at 0 -log q(supp p), at inf log max p/q; +inf for
+    # q_i = 0 < p_i from order 1 on, finite below.
+    p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.3, 0.2, 0.5])
+    got = je.renyi_divergence(p, q, jnp.array([0.0, 1.0, np.inf]))
+    np.testing.assert_allclose(got, [-math.log(0.5), math.log(2), math.log(2)], rtol=1e-14)
+    np.testing.assert_allclose(je.renyi_divergence(p, q, 1.0), je.kl_divergence(p, q), 1e-14)
+    z = jnp.array([0.5, 0.0, 0.5])
+    got = je.renyi_divergence(p, z, jnp.array([0.0, 0.5, 1.0, 2.0, np.inf]))
+    np.testing.assert_allclose(got[:2], [-math.log(0.5), -2 * math.log(math.sqrt(0.3))], 1e-14)
+    np.testing.assert_array_equal(got[2:], np.inf)
+    # q zero on the whole support of p: +inf at every order.
+    got = je.renyi_divergence(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.array(ORDERS))
+    np.testing.assert_array_equal(got, np.inf)
+
+
+# At order 1: the KL divergence, in value and gradient.
+
+# Compiled once, the order an argument: new orders do not recompile.
+RENYI_GRADS = jax.jit(jax.grad(lambda x, y, a: je.renyi_divergence(x, y, a).sum(), (0, 1, 2)))
+RENYI_LOGIT_GRADS = jax.jit(
+    jax.grad(lambda x, y, a: je.renyi_divergence_from_logits(x, y, a).sum(), (0, 1))
+)
+
+
+def test_renyi_divergence_at_one_is_kl():
+    rng = np.random.default_rng(43)
+    p = jnp.asarray(ref.random_probs(rng, (3, 5), zeros=0.2))
+    q = jnp.asarray(ref.random_probs(rng, (3, 5)))
+    pn, qn = np.asarray(p), np.asarray(q)
+    kl = ref.kl_divergence(pn, qn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(pn > 0, np.log(pn / qn), 0.0)
+    var = np.sum(pn * (v - kl[:, None]) ** 2, -1)
+    for d in (0.0, 1e-8, -1e-8, 1e-3, -1e-3):
+        a = jnp.asarray(1 + d)
+        # D(1 + d) = KL + d Var/2 + O(d^2), d/dalpha = Var/2 + O(d).
+        np.testing.assert_allclose(
+            je.renyi_divergence(p, q, a), kl + d * var / 2, rtol=1e-14 + d * d * 10
+        )
+        g_p, g_q, g_a = RENYI_GRADS(p, q, a)
+        np.testing.assert_allclose(g_a, np.sum(var) / 2, rtol=1e-14 + abs(d) * 10)
+        # in p: (log(p/q) + 1 - D) (those of sum p log(p/q) / sum p); at p = 0 the one-sided
+        # slope -1/(alpha - 1) above 1, 0 at and below 1 (it diverges); in q: -p/q.
+        want_p = np.where(pn > 0, v + 1 - kl[:, None], -1 / d if d > 0 else 0.0)
+        np.testing.assert_allclose(g_p, want_p, rtol=1e-12 + abs(d) * 100, atol=abs(d) * 100)
+        np.testing.assert_allclose(g_q, -pn / qn, rtol=1e-14 + abs(d) * 100)
+    # from logits, at 1 it is kl_divergence_from_logits, gradients included.
+    a, b = jnp.asarray(rng.normal(size=(3, 5))), jnp.asarray(rng.normal(size=(3, 5)))
+    want = jgrad(lambda x, y: je.kl_divergence_from_logits(x, y).sum(), (0, 1))(a, b)
+    for d in (0.0, 1e-8):
+        got = RENYI_LOGIT_GRADS(a, b, jnp.asarray(1 + d))
+        chex.assert_trees_all_close(got, want, rtol=1e-12, atol=1e-14 + d * 100)
+        np.testing.assert_allclose(
+            je.renyi_divergence_from_logits(a, b, 1 + d),
+            je.kl_divergence_from_logits(a, b),
+            rtol=1e-12 + d * 100,
+        )
+
+
+# Gradients against closed forms.
+
+
+def test_renyi_divergence_gradients_closed_form():
+    p = jnp.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.0, 0.6, 0.25]])  # the second sums to 0.95
+    q = jnp.array([[0.25, 0.25, 0.4, 0.1], [0.2, 0.3, 0.3, 0.2]])
+    pn, qn = np.asarray(p), np.asarray(q)
+    on = pn > 0
+    s = np.where(on, pn, 1.0)
+    w = pn.sum(-1, keepdims=True)
+    lr = np.where(on, np.log(s / qn), 0.0)
+    for alpha in (0.0, 0.5, 2.0, np.inf):
+        g_p, g_q, g_a = RENYI_GRADS(p, q, jnp.asarray(alpha))
+        if np.isinf(alpha):  # log max p/q: in p 1/p, in q -1/q, at the argmax.
+            top = lr == np.where(on, lr, -np.inf).max(-1, keepdims=True)
+            want = (np.where(top, 1 / s, 0.0), np.where(top, -1 / qn, 0.0), 0.0)
+        else:
+            b = alpha - 1
+            terms = np.where(on, s**alpha * qn ** (1 - alpha), 0)
+            total = terms.sum(-1, keepdims=True)
+            # D = log(sum p^a q^(1-a) / W) / (a - 1), differentiated term by term;
+            # off the support of p the one-sided slope -1/((a-1) W) for a > 1, else 0.
+            want_p = np.where(on, (alpha * terms / s / total - 1 / w) / b, 0.0)
+            if alpha > 1:
+                want_p = np.where(on, want_p, -1 / (b * w))
+            want_q = -terms / qn / total
+            num = np.log(total / w)
+            dnum = np.sum(terms * lr, -1, keepdims=True) / total
+            want = (want_p, want_q, np.sum((dnum * b - num) / b**2))
+        chex.assert_trees_all_close((g_p, g_q, g_a), want, rtol=1e-13, atol=1e-15)
+    # from logits: d/da = alpha (r - p)/(alpha - 1), d/db = q - r, r = p^a q^(1-a) / sum.
+    rng = np.random.default_rng(44)
+    a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    pa, qb = ref.softmax(a), ref.softmax(b)
+    for alpha in (0.5, 2.0):
+        r = pa**alpha * qb ** (1 - alpha)
+        r = r / r.sum(-1, keepdims=True)
+        got = RENYI_LOGIT_GRADS(a, b, jnp.asarray(alpha))
+        want = (alpha * (r - pa) / (alpha - 1), qb - r)
+        chex.assert_trees_all_close(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_js_tv_hellinger_gradients_closed_form():
+    p = jnp.array([[0.5, 0.3, 0.2, 0.0], [0.1, 0.0, 0.6, 0.3]])
+    q = jnp.array([[0.25, 0.3, 0.4, 0.05], [0.2, 0.3, 0.3, 0.2]])
+    pn, qn = np.asarray(p), np.asarray(q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # JS: log(2p/(p+q))/(2 ln b), 0 at p = 0 where it diverges.
+        js = (np.where(pn > 0, np.log(2 * pn / (pn + qn)), 0) / 2, np.log(2 * qn / (pn + qn)) / 2)
+        h = np.sqrt(0.5 * np.sum((np.sqrt(pn) - np.sqrt(qn)) ** 2, -1, keepdims=True))
+        # Hellinger: (1 - sqrt(q/p)) / (4H), 0 at p = 0.
+        hel = (
+            np.where(pn > 0, (1 - np.sqrt(qn / pn)) / (4 * h), 0),
+            (1 - np.sqrt(pn / qn)) / (4 * h),
+        )
+    tv = (0.5 * np.sign(pn - qn), -0.5 * np.sign(pn - qn))  # 0 where p = q
+    for f, want in (
+        (lambda x, y: je.js_divergence(x, y, base=2), jax.tree.map(lambda g: g / np.log(2), js)),
+        (je.total_variation, tv),
+        (je.hellinger, hel),
+    ):
+        for transform in (jgrad, jfwd):
+            got = transform(lambda x, y, f=f: f(x, y).sum(), (0, 1))(p, q)
+            chex.assert_trees_all_close(got, want, rtol=1e-13, atol=1e-15)
+    # at p = q the Hellinger distance has its cusp: gradient 0, never NaN; JS and TV 0 too.
+    same = jnp.array([0.5, 0.3, 0.2, 0.0])
+    for f in (je.hellinger, je.js_divergence, je.total_variation):
+        np.testing.assert_array_equal(jgrad(lambda x, f=f: f(x, same))(same), 0.0)
+    # JS from logits: p_k (g_k - sum p g) with g = log(2p/(p+q))/2, symmetrically in b.
+    rng = np.random.default_rng(45)
+    a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    pa, qb = ref.softmax(a), ref.softmax(b)
+    ga, gb = np.log(2 * pa / (pa + qb)) / 2, np.log(2 * qb / (pa + qb)) / 2
+    want = (
+        pa * (ga - np.sum(pa * ga, -1, keepdims=True)),
+        qb * (gb - np.sum(qb * gb, -1, keepdims=True)),
+    )
+    for transform in (jgrad, jfwd):
+        got = transform(lambda x, y: je.js_divergence_from_logits(x, y).sum(), (0, 1))(a, b)
+        chex.assert_trees_all_close(got, want, rtol=1e-12, atol=1e-15)
+
+
+CHECK_GRADS = {
+    "js_divergence": (lambda p, q: je.js_divergence(p, q, axis=0), True),
+    "total_variation": (je.total_variation, True),
+    "hellinger": (lambda p, q: je.hellinger(p, q, where=jnp.array([[True, False, True]])), True),
+    "js_from_logits": (lambda z, y: je.js_divergence_from_logits(z, 3 * y, axis=0), False),
+}
+
+
+@pytest.mark.parametrize("name", list(CHECK_GRADS))
+def test_check_grads(name):
+    helpers.check_grads_both_modes(*CHECK_GRADS[name], nargs=2)
+
+
+def test_renyi_check_grads():
+    """Both modes, in p, q and the order jointly, at 1 and far from it."""
+    rng = np.random.default_rng(46)
+    p, q = (jnp.asarray(rng.uniform(0.2, 0.8, (2, 3))) for _ in range(2))
+    # (orders on both sides of the near-1 form, and exactly 1; logits to first order only,
+    # as their second order compiles slowly.)
+    for f, order in ((je.renyi_divergence, 2), (je.renyi_divergence_from_logits, 1)):
+        args = (p, q, jnp.array([2.5, 1.0]))
+        check_grads(jax.jit(f), args, order=order, eps=1e-4, atol=1e-5, rtol=1e-5)
+
+
+# Simpler equivalent calls; eager, jit and vmap agree.
+
+
+def _orders_for(x, axis):
+    """Orders 0, 1, 2 and inf on a leading axis, before the per-example axes of ``x``."""
+    batch = x.ndim - (len(axis) if isinstance(axis, tuple) else 1)
+    return jnp.array([0.0, 1.0, 2.0, np.inf]).reshape((4,) + (1,) * batch)
+
+
+def _renyi_orders(p, q, **kw):
+    """Orders 0, 1, 2 and inf at once, summed."""
+    orders = _orders_for(p, kw.get("axis", -1))
+    return je.renyi_divergence(p, q, orders, **kw).sum(0)
+
+
+@pytest.mark.parametrize("fn", [*PAIRS, "renyi"])
+def test_masked_equals_sliced_and_axis_equals_moveaxis(fn):
+    f = _renyi_orders if fn == "renyi" else getattr(je, fn)
+    helpers.check_masked_equals_sliced(f, 2)
+    helpers.check_axis_equals_moveaxis(f, 2, 1)
+
+
+def test_logits_masked_equals_sliced_and_axis_equals_moveaxis():
+    def f(z, y, lab, **kw):
+        orders = _orders_for(z, kw.get("axis", -1))
+        js = je.js_divergence_from_logits(z, 2 * y, **kw)
+        return js + je.renyi_divergence_from_logits(z, 2 * y, orders, **kw).sum(0)
+
+    helpers.check_logit_simpler_calls(f)
+
+
+def _renyi_half(p, q, **kw):
+    return je.renyi_divergence(p, q, 0.5, **kw)
+
+
+def _renyi_logits_3(a, b, **kw):
+    return je.renyi_divergence_from_logits(a, b, 3.0, **kw)
+
+
+PUBLIC = {
+    "js_divergence": Public(je.js_divergence, "pq", {"axis": -1, "base": 2}),
+    "total_variation": Public(je.total_variation, "pq", {"axis": (-1,)}),
+    "hellinger": Public(je.hellinger, "pq", {"axis": -1}, (("where", "m"),)),
+    "renyi_divergence": Public(_renyi_half, "pq", {"axis": -1, "base": 10}),
+    "js_divergence_from_logits": Public(je.js_divergence_from_logits, "zw", {"base": 2}),
+    "renyi_divergence_from_logits": Public(
+        _renyi_logits_3, "zw", {"axis": -1, "base": 2}, (("where", "m"),)
+    ),
+}
+PublicFunctionTest = helpers.public_function_tests(PUBLIC, seed=47)
+
+
+def test_vmap_over_orders():
+    rng = np.random.default_rng(48)
+    p, q = (jnp.asarray(ref.random_probs(rng, (5,))) for _ in range(2))
+    alphas = jnp.array([0.0, 0.5, 1.0, 2.0, np.inf])
+    for f in (je.renyi_divergence, je.renyi_divergence_from_logits):
+        batched = f(p, q, alphas)
+        np.testing.assert_allclose(jax.vmap(f, (None, None, 0))(p, q, alphas), batched, 1e-15)
+        np.testing.assert_allclose(jax.jit(f)(p, q, alphas), batched, rtol=1e-15)
+
+
+# Boundary inputs.
+
+
+def test_zero_probabilities_and_masked_garbage():
+    p = jnp.array([0.0, 0.4, 0.6, 0.0])
+    q = jnp.array([0.0, 0.5, 0.3, 0.2])
+    for f in (je.js_divergence, je.total_variation, je.hellinger, _renyi_orders):
+        for g, arg in ((lambda x, f=f: f(x, q), p), (lambda x, f=f: f(p, x), q)):
+            helpers.check_finite_and_modes_agree(g, arg)
+            if f is not _renyi_orders:  # (its Hessian compiles slowly: test_renyi_check_grads)
+                assert np.all(np.isfinite(jhess(g)(arg)))
+        helpers.check_masked_garbage_probabilities(f, 2)
+    # masked and all-zero rows give 0.
+    for f in (je.js_divergence, je.total_variation, je.hellinger, _renyi_orders):
+        assert f(p, q, where=jnp.zeros(4, bool)) == 0.0
+        assert f(jnp.zeros(4), jnp.zeros(4)) == 0.0
+
+
+def test_invalid_values_give_nan():
+    p = jnp.array([0.5, 0.5, 0.0])
+    for bad in (np.nan, -0.25):
+        q = jnp.array([0.5, 0.5, bad])
+        for f in (je.js_divergence, je.hellinger, _renyi_orders):
+            assert np.isnan(f(p, q)) and np.isnan(f(q, p)), (f, bad)
+    assert np.isnan(je.total_variation(p, jnp.array([0.5, 0.5, np.nan])))
+    assert np.all(np.isnan(jax.jit(je.renyi_divergence)(p, p, jnp.array([-1.0, np.nan]))))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        je.renyi_divergence(p, p, -1.0)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        je.renyi_divergence_from_logits(p, p, np.nan)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        je.renyi_divergence(jnp.ones((3, 2)), jnp.ones((3, 2)), jnp.ones(2))
+
+
+LOGITS_NEG_INF = {
+    "js_p": lambda z: je.js_divergence_from_logits(z, z + jnp.array([0, 1.0, 2, 3])),
+    "js_q": lambda z: je.js_divergence_from_logits(jnp.zeros_like(z) + jnp.arange(4.0), z),
+    "renyi": lambda z: (
+        _renyi_logit_orders(z, z + jnp.array([0, 1.0, 2, 3]))
+        + _renyi_logit_orders(jnp.where(z < -100, -jnp.inf, 0.5 * jnp.arange(4.0)), z)
+    ),
+}
+
+
+def _renyi_logit_orders(a, b, **kw):
+    orders = jnp.array([0.0, 0.5, 1.0, 2.0, np.inf]).reshape((5,) + (1,) * (a.ndim - 1))
+    return je.renyi_divergence_from_logits(a, b, orders, **kw).sum(0)
+
+
+@pytest.mark.parametrize("name", list(LOGITS_NEG_INF))
+def test_logits_neg_inf_gets_zero_gradient_both_modes(name):
+    helpers.check_neg_inf_logit_zero_gradient(LOGITS_NEG_INF[name])
+
+
+def test_logits_boundaries():
+    z = jnp.array([-jnp.inf, 0.0, 1.0])
+    orders = jnp.array([0.0, 0.5, 1.0, 2.0, np.inf])
+    # mass of p on a -inf logit of q: +inf from order 1 on, finite below; JS finite.
+    got = je.renyi_divergence_from_logits(jnp.zeros(3), z, orders)
+    assert np.all(np.isfinite(got[:2])) and np.all(got[2:] == np.inf)
+    assert np.isfinite(je.js_divergence_from_logits(jnp.zeros(3), z))
+    for bad in (np.nan, np.inf):
+        assert np.isnan(je.js_divergence_from_logits(z.at[2].set(bad), z))
+        assert np.all(np.isnan(je.renyi_divergence_from_logits(z.at[2].set(bad), z, orders)))
+    huge = jnp.full((3,), 1e8, jnp.float32)
+    assert je.js_divergence_from_logits(huge, huge) == 0
+    np.testing.assert_array_equal(je.renyi_divergence_from_logits(huge, huge, orders), 0.0)
+    helpers.check_masked_garbage_logits(
+        lambda z, m: (
+            je.js_divergence_from_logits(z, 0.5 * z + 1, where=m)
+            + _renyi_logit_orders(z, 0.5 * z + 1, where=m)
+        )
+    )
+
+
+def test_js_accurate_for_nearly_equal_distributions():
+    """JS ~ sum (p - q)^2 / (8 m): computed without cancellation, float32 keeps its digits."""
+    rng = np.random.default_rng(49)
+    p = ref.random_probs(rng, (4, 8))
+    for eps in (1e-2, 1e-3):
+        q = p * (1 + eps * rng.uniform(-1, 1, p.shape))
+        q = q / q.sum(-1, keepdims=True)
+        want = ref.js_divergence(p, q)
+        got = je.js_divergence(jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32))
+        # the inputs' own rounding (1e-7 relative) moves JS by about 1e-7 / eps relative.
+        rounded = ref.js_divergence(f64(jnp.float32(p)), f64(jnp.float32(q)))
+        np.testing.assert_allclose(got, rounded, rtol=1e-5)
+        np.testing.assert_allclose(got, want, rtol=2e-7 / eps + 1e-5)
+
+
+# Dtype contract.
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_dtype_contract(dtype):
+    rng = np.random.default_rng(50)
+    p = jnp.asarray(ref.random_probs(rng, (3, 5)), dtype)
+    q = jnp.asarray(ref.random_probs(rng, (3, 5)), dtype)
+    for fn in PAIRS:
+        want = getattr(ref, fn)(f64(p), f64(q))
+        helpers.check_prob_dtype_contract(getattr(je, fn), (p, q), want, dtype)
+    want = ref.renyi_divergence(f64(p), f64(q), 0.5)
+    helpers.check_prob_dtype_contract(_renyi_half, (p, q), want, dtype)
+    assert je.renyi_divergence(p, q, jnp.float64(2)).dtype == jnp.float64
+
+
+def test_logits_dtype_contract():
+    helpers.check_logit_dtype_contract(lambda z, y: je.js_divergence_from_logits(z, y * 4))
+    # Rényi: the result dtype, and the float64 value of the same rounded logits.
+    rng = np.random.default_rng(51)
+    z, w = rng.normal(size=(2, 3, 4)) * 3
+    for dtype in (jnp.bfloat16, jnp.float16, jnp.float32):
+        a, b = jnp.asarray(z, dtype), jnp.asarray(w, dtype)
+        got = je.renyi_divergence_from_logits(a, b, jnp.asarray([[0.5], [2.0]], dtype))
+        assert got.dtype == jnp.float32
+        want = je.renyi_divergence_from_logits(f64(a), f64(b), jnp.array([[0.5], [2.0]]))
+        np.testing.assert_allclose(got, want, rtol=1e-5)
