@@ -94,15 +94,15 @@ def _bound(case, specs, dtype, long_rows: bool) -> float:
     scratch is 2-3% of the logits at 256 rows; 3% is allowed there. bfloat16 inputs of the
     passes that loop over row blocks (every pass but the plain integer-label one on rows
     shorter than 65536): XLA's CPU backend upcasts a bfloat16 array that enters a loop to
-    one float32 copy before the loop, so one float32 copy of each such input is allowed
-    besides, and nothing more."""
+    one float32 copy before the loop, so there the bound is that copy plus the same fraction
+    of the float32 bytes, and nothing more."""
     data = [s for s in specs if s.shape == specs[0].shape]
     nbytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in data)
     fn, _, opts = case
     fraction = 0.03 if long_rows else FRACTION
     plain_int = fn is ICE and not opts.get("label_smoothing") and opts.get("where") != "class"
     if dtype == jnp.bfloat16 and not (plain_int and not long_rows):
-        return 2 * nbytes + fraction * nbytes
+        return 2 * nbytes * (1 + fraction)  # the float32 copy, and the fraction of it
     return fraction * nbytes
 
 
