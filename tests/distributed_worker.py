@@ -127,6 +127,8 @@ def inputs() -> dict[str, np.ndarray]:
         "q": rng.normal(size=(N, V)).astype(f32),
         "t": (t / t.sum(1, keepdims=True)).astype(f32),
         "y": labels.astype(np.int32),
+        # For the per-class mask, which keeps every row: no invalid label.
+        "yc": np.where(labels == -1, IGNORE, labels).astype(np.int32),
         "rows": rows,
         "classes": classes,
         "cw": rng.random(V).astype(f32) + 0.5,
@@ -188,7 +190,7 @@ REFERENCE: dict[str, Call] = {
     "integer": PLAIN["integer"],
     "per_class": (
         lambda x: je.softmax_cross_entropy_with_integer_labels(
-            x["zm"], x["y"], where=x["classes"], label_smoothing=0.1
+            x["zm"], x["yc"], where=x["classes"], label_smoothing=0.1, ignore_index=IGNORE
         ),
         ("zm",),
     ),
@@ -223,7 +225,7 @@ def parallel_calls(m, tokens, vocab) -> dict[str, Call]:
     )
     per_class = smap(
         lambda z, y, c: je.parallel.vocab_parallel_softmax_cross_entropy(
-            z, y, where=c, label_smoothing=0.1, **kw
+            z, y, where=c, label_smoothing=0.1, ignore_index=IGNORE, **kw
         ),
         *(block, row, block),
     )
@@ -245,7 +247,7 @@ def parallel_calls(m, tokens, vocab) -> dict[str, Call]:
     )
     calls = {
         "integer": lambda x: integer(x["z"], x["y"], x["rows"], x["cw"]),
-        "per_class": lambda x: per_class(x["zm"], x["y"], x["classes"]),
+        "per_class": lambda x: per_class(x["zm"], x["yc"], x["classes"]),
         "entropy": lambda x: entropy(x["z"], x["rows"]),
         "kl": lambda x: kl(x["zm"], x["q"], x["classes"]),
         "linear": lambda x: linear(x["h"], x["w"], x["y"], x["b"], x["rows"]),
