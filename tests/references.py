@@ -606,9 +606,9 @@ def _nsb_row(n):
         )
 
     def mean_entropy(b):
-        return special.digamma(total + k * b + 1) - np.sum(
-            (n + b) * special.digamma(n + b + 1)
-        ) / (total + k * b)
+        return special.digamma(total + k * b + 1) - np.sum((n + b) * special.digamma(n + b + 1)) / (
+            total + k * b
+        )
 
     log_k = np.log(k)
     peak = max(log_evidence(beta(x)) for x in np.linspace(0, log_k, 102)[1:-1])
