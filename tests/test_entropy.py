@@ -581,3 +581,9 @@ def test_renyi_and_tsallis_dtype_contract(dtype):
     assert je.renyi_entropy(p32, 2.0).dtype == jnp.float32
     assert je.renyi_entropy(p32, jnp.float64(2.0)).dtype == jnp.float64
     assert je.tsallis_entropy(p32, jnp.asarray(2.0, jnp.bfloat16)).dtype == jnp.float32
+
+
+def test_logits_whose_spread_overflows_give_zero_with_zero_gradient():
+    z = jnp.array([2e38, -2e38], jnp.float32)
+    h, g = jax.jit(jax.value_and_grad(je.entropy_from_logits))(z)
+    assert h == 0 and (g == 0).all(), (h, g)
