@@ -4,10 +4,12 @@ On 8 simulated CPU devices (one subprocess, bounded in time: XLA's host device c
 fixed at start-up), on meshes (8,), (2, 4) and (4, 2) (data x model), with ``check_vma`` on
 and off: values and gradients equal the unsharded jaxent functions (float32 tolerance, and
 1e-12 in float64), gradients equal closed forms written here and pass ``check_grads``;
-boundary inputs and dtypes behave as on one device; the compiled programs exchange only
-per-row values (every collective's shape is parsed from the HLO); the fused loss's compiler
-temp memory at N = 8192, V = 256000, D = 4096 on an 8-way model axis. Argument errors are
-checked here, in the test process.
+Hessians (forward over reverse) equal the unsharded ones; boundary inputs (+inf and NaN
+logits included: values, gradients and JVPs) and dtypes behave as on one device; a
+per-class mask whose shard has the per-row shape is refused as ambiguous; the compiled
+programs exchange only per-row values (every collective's shape is parsed from the HLO);
+the fused loss's compiler temp memory at N = 8192, V = 256000, D = 4096 on an 8-way model
+axis. Argument errors are checked here, in the test process.
 """
 
 import os
