@@ -467,3 +467,9 @@ def test_logits_dtype_contract():
         assert got.dtype == jnp.float32
         want = je.renyi_divergence_from_logits(f64(a), f64(b), jnp.array([[0.5], [2.0]]))
         np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_renyi_divergence_on_an_empty_class_axis_is_zero():
+    e = jnp.zeros((2, 0))
+    got = jax.jit(lambda p, q: je.renyi_divergence(p, q, 2.0))(e, e)
+    np.testing.assert_array_equal(got, [0.0, 0.0])

@@ -226,7 +226,11 @@ def log_power_mean(p: jax.Array, v: jax.Array, beta: jax.Array) -> jax.Array:
     r"""The Rényi power mean :math:`\frac{1}{\beta}\log\sum_i \frac{p_i}{\sum_j p_j}
     e^{\beta v_i}` over the support of ``p`` along the last axis (see ``_lpm_parts``), with
     its JVP rule. ``p`` >= 0 (masked entries 0); ``v`` = -inf or +inf where ``p`` = 0 (that
-    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1."""
+    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1. An empty
+    last axis gives 0, as an all-zero ``p`` does."""
+    if p.shape[-1] == 0:
+        shape = jnp.broadcast_shapes(p.shape[:-1], v.shape[:-1], beta.shape[:-1])
+        return jnp.zeros(shape, jnp.result_type(p, v, beta))
     g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, -1), -1)
     return jnp.where(g == 0, 0, g)  # +0, never -0
 
