@@ -148,8 +148,7 @@ def run_example(script: pathlib.Path, out: pathlib.Path) -> ExampleRun:
     return ExampleRun(
         name=script.stem,
         command=["python", *shown],
-        # The plots' folder is a temporary one: shown as OUT, as in the command.
-        output=result.stdout.replace(str(out), "OUT"),
+        output=result.stdout,
         images=sorted(out.glob("*.png")),
         seconds=seconds,
     )
