@@ -704,8 +704,12 @@ def mutual_information(joint, axes=(-2, -1), where=None, base=None):
 
 
 def _nmi(t):
-    _, _, mi, hx, hy = _joint_terms(t)
-    return 1.0 if hx + hy == 0 else 2 * mi / (hx + hy)
+    total = t.sum()
+    _, _, mi, hx, hy = _joint_terms(t / total if total > 0 else t)  # scale-invariant
+    one_x, one_y = np.sum(t.sum(1) != 0) <= 1, np.sum(t.sum(0) != 0) <= 1
+    if one_x or one_y:  # a certain marginal: I = 0 exactly
+        return 1.0 if one_x and one_y else 0.0
+    return 2 * mi / (hx + hy)
 
 
 def normalized_mutual_information(joint, axes=(-2, -1), where=None):

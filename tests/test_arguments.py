@@ -333,9 +333,10 @@ EXCLUDED_LABELS = [-1, 3, -100, 2**31 - 1]
 @pytest.mark.parametrize("bad", EXCLUDED_LABELS)
 @pytest.mark.parametrize("kw", [{}, {"label_smoothing": 0.1, "z_loss": 0.01}, {"ignore_index": -7}])
 def test_row_excluded_by_where_gives_zero_whatever_its_label(bad, kw):
-    z = jnp.array([[0.3, 0.1, -0.2], [1.0, jnp.nan, 0.5], [0.0, 0.0, 1.0]])
-    y = jnp.array([1, bad, 2])
-    where = jnp.array([True, False, True])
+    # (4 rows of 3 classes: a (3,) mask on (3, 3) logits would be ambiguous)
+    z = jnp.array([[0.3, 0.1, -0.2], [1.0, jnp.nan, 0.5], [0.0, 0.0, 1.0], [0.2, -0.1, 0.4]])
+    y = jnp.array([1, bad, 2, 0])
+    where = jnp.array([True, False, True, True])
 
     def f(x):
         return je.softmax_cross_entropy_with_integer_labels(x, y, where=where, **kw)
@@ -344,8 +345,9 @@ def test_row_excluded_by_where_gives_zero_whatever_its_label(bad, kw):
     assert loss[1] == 0 and np.isfinite(loss).all()
     grad = jax.grad(lambda x: f(x).sum())(z)
     np.testing.assert_array_equal(grad[1], 0.0)
-    sliced = je.softmax_cross_entropy_with_integer_labels(z[::2], y[::2], **kw)
-    np.testing.assert_allclose(loss[::2], sliced, rtol=1e-15)
+    kept = np.asarray(where)
+    sliced = je.softmax_cross_entropy_with_integer_labels(z[kept], y[kept], **kw)
+    np.testing.assert_allclose(loss[kept], sliced, rtol=1e-15)
 
 
 def test_row_with_every_class_masked_gives_zero_whatever_its_label():
@@ -389,6 +391,33 @@ def test_per_class_mask_of_shape_k_broadcasts():
         (je.entropy, (jax.nn.softmax(z),)),
     ]:
         np.testing.assert_array_equal(fn(*args, where=keep), fn(*args, where=full))
+
+
+def test_mask_both_per_example_and_per_class_is_ambiguous():
+    # (K,) on (K, K) logits: rows or classes? Neither is guessed; each explicit form works.
+    z = jnp.array([[0.3, 0.1, -0.2], [1.0, 2.0, 0.5], [0.1, 0.2, 0.3]])
+    keep = jnp.array([True, False, True])
+    y = jnp.array([0, 2, 1])
+    for fn, args in [
+        (je.softmax_cross_entropy_with_integer_labels, (z, y)),
+        (je.entropy_from_logits, (z,)),
+        (je.kl_divergence_from_logits, (z, z[::-1])),
+        (je.entropy, (jax.nn.softmax(z),)),
+    ]:
+        with pytest.raises(ValueError, match=r"`where` of shape \(3,\) is ambiguous") as err:
+            fn(*args, where=keep)
+        assert "where[..., None]" in str(err.value) and "(1, 3)" in str(err.value)
+        rows = fn(*args, where=keep[:, None])
+        np.testing.assert_array_equal(rows[1], 0)
+        np.testing.assert_array_equal(rows[::2], fn(*args)[::2])
+        classes = fn(*args, where=keep[None])
+        np.testing.assert_array_equal(classes, fn(*args, where=jnp.broadcast_to(keep, z.shape)))
+    # Not ambiguous: the class axis first (both readings agree), or N != K.
+    np.testing.assert_array_equal(
+        je.entropy_from_logits(z, axis=0, where=keep),
+        je.entropy_from_logits(z.T, where=keep[:, None]),
+    )
+    np.testing.assert_array_equal(je.entropy_from_logits(z[:2], where=keep[:2])[1], 0)
 
 
 # Tuple axes flatten in the order given, as optax does.

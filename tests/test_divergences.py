@@ -282,3 +282,17 @@ def test_dtype_contract(dtype):
 
 def test_logits_dtype_contract():
     helpers.check_logit_dtype_contract(lambda z, y: je.kl_divergence_from_logits(z, y * 4))
+
+
+def test_logits_whose_spread_overflows_give_zero_with_zero_gradient():
+    z = jnp.array([2e38, -2e38], jnp.float32)
+    d, g = jax.jit(jax.value_and_grad(je.kl_divergence_from_logits, argnums=(0, 1)))(z, z)
+    assert d == 0 and all((x == 0).all() for x in g), (d, g)
+
+
+def test_logits_infinite_divergence_has_zero_derivatives_as_renyi_at_order_one():
+    a, b = jnp.zeros(3), jnp.array([2.0, 0.5, -jnp.inf])
+    f = je.kl_divergence_from_logits
+    d, g = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(a, b)
+    _, t = jax.jit(lambda a, b: jax.jvp(f, (a, b), (jnp.array([1.0, 0, 0]), jnp.ones(3))))(a, b)
+    assert d == jnp.inf and t == 0 and all((x == 0).all() for x in g), (d, g, t)

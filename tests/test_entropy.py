@@ -581,3 +581,14 @@ def test_renyi_and_tsallis_dtype_contract(dtype):
     assert je.renyi_entropy(p32, 2.0).dtype == jnp.float32
     assert je.renyi_entropy(p32, jnp.float64(2.0)).dtype == jnp.float64
     assert je.tsallis_entropy(p32, jnp.asarray(2.0, jnp.bfloat16)).dtype == jnp.float32
+
+
+def test_logits_whose_spread_overflows_give_zero_with_zero_gradient():
+    z = jnp.array([2e38, -2e38], jnp.float32)
+    h, g = jax.jit(jax.value_and_grad(je.entropy_from_logits))(z)
+    assert h == 0 and (g == 0).all(), (h, g)
+
+
+def test_renyi_entropy_of_an_empty_class_axis_is_zero():
+    got = jax.jit(lambda p: je.renyi_entropy(p, 2.0))(jnp.zeros((2, 0)))
+    np.testing.assert_array_equal(got, [0.0, 0.0])

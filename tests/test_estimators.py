@@ -330,6 +330,43 @@ def test_mutual_information_gradient_closed_form():
     np.testing.assert_allclose(jfwd(MI)(t), want, rtol=1e-12, atol=1e-16)
 
 
+def test_chao_shen_all_singletons_gradient():
+    """Every observation a singleton: f1 = N - 1 is piecewise constant, as f1 is (near
+    [1, 1, 1] a perturbed count is no singleton, and f1 = 2 on either side); the derivative
+    matches central differences (-1.2413 for the first count, measured with step 1e-6).
+    At [1, 0, 0] the estimate is 0 in a neighbourhood (one bin of probability 1): gradient
+    0."""
+    c = jnp.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    g = jgrad(lambda x: estimators.entropy_chao_shen(x).sum())(c)
+
+    def cs(n):  # the estimate with f1 = 2, N = sum(n), for counts near [1, 1, 1]
+        total = n.sum()
+        p = (1 - 2 / total) * n / total
+        return -np.sum(p * np.log(p) / (1 - (1 - p) ** total))
+
+    h = 1e-6
+    e = np.eye(3)
+    want = [(cs(np.ones(3) + h * e[i]) - cs(np.ones(3) - h * e[i])) / (2 * h) for i in range(3)]
+    np.testing.assert_allclose(g[0], want, rtol=1e-6)
+    np.testing.assert_array_equal(g[1], 0.0)
+
+
+def test_mutual_information_plugin_is_never_negative():
+    """Outer products of integer marginals (independent counts) in float32: the plug-in sum
+    rounds to either side of 0; the estimate is held at 0 (never below), with gradient 0
+    where held."""
+    rng = np.random.default_rng(9)
+    t = jnp.asarray(
+        np.stack([np.outer(rng.integers(1, 100, 7), rng.integers(1, 100, 9)) for _ in range(8)]),
+        jnp.float32,
+    )
+    v, g = jax.jit(jax.vmap(jax.value_and_grad(MI)))(t)
+    assert np.all(v >= 0) and not np.any(np.signbit(v))
+    held = np.asarray(v) == 0
+    assert held.any()
+    np.testing.assert_array_equal(np.asarray(g)[held], 0.0)
+
+
 @pytest.mark.parametrize("name", [*ENTROPY, "mutual_information"])
 def test_check_grads(name):
     """Both modes, at float counts away from 0 and 1 (where Chao-Shen's singleton count

@@ -467,3 +467,18 @@ def test_logits_dtype_contract():
         assert got.dtype == jnp.float32
         want = je.renyi_divergence_from_logits(f64(a), f64(b), jnp.array([[0.5], [2.0]]))
         np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_renyi_divergence_on_an_empty_class_axis_is_zero():
+    e = jnp.zeros((2, 0))
+    got = jax.jit(lambda p, q: je.renyi_divergence(p, q, 2.0))(e, e)
+    np.testing.assert_array_equal(got, [0.0, 0.0])
+
+
+def test_hellinger_of_close_float32_inputs_is_accurate():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(64)).astype(np.float32)
+    q = (p * (1 + 1e-5 * rng.standard_normal(64))).astype(np.float32)
+    p64, q64 = p.astype(np.float64), q.astype(np.float64)
+    want = np.sqrt(0.5 * np.sum((np.sqrt(p64) - np.sqrt(q64)) ** 2))
+    np.testing.assert_allclose(jax.jit(je.hellinger)(p, q), want, rtol=1e-4)

@@ -576,3 +576,20 @@ def test_exact_zeros_are_positive_zeros():
     for out in outs:
         arr = np.asarray(out)
         assert (arr == 0).all() and not np.signbit(arr).any(), out
+
+
+def test_hessian_is_zero_where_the_label_probability_rounds_to_one():
+    def soft(z):
+        return je.softmax_focal_loss(z[None], jnp.array([0]), gamma=2.0)[0]
+
+    def sig(z, y):
+        return je.sigmoid_focal_loss(z, y, gamma=2.0)
+
+    hs = jax.jit(jax.hessian(soft))
+    for z in ([100.0, 0.0, 0.0], [5.0, -jnp.inf, -jnp.inf], [5.0]):
+        h = hs(jnp.array(z, jnp.float32))
+        assert (h == 0).all(), (z, h)
+    hg = jax.jit(jax.hessian(sig))
+    for z, y in ((jnp.inf, 1.0), (-jnp.inf, 0.0)):
+        h = hg(jnp.array(z, jnp.float32), jnp.array(y, jnp.float32))
+        assert h == 0, (z, h)

@@ -352,6 +352,41 @@ def test_infinite_and_extreme_log_variances():
         np.testing.assert_allclose(v, want, rtol=1e-6)
 
 
+def test_infinite_mean_gives_inf():
+    """An infinite mean in p, q's finite: the Mahalanobis term, and the divergence, are +inf
+    in both forms (a NaN in the other mean still gives NaN)."""
+    z, eye = jnp.zeros((3, 2)), jnp.broadcast_to(jnp.eye(2), (3, 2, 2))
+    mean_p = jnp.array([[jnp.inf, 0.0], [0.0, -jnp.inf], [jnp.inf, jnp.nan]])
+    cov_p = eye.at[1].set(jnp.array([[2.0, 1.0], [1.0, 2.0]]))
+    # and the derivative in the infinite coordinate: infinite, with the sign of the slope.
+    grad = jax.grad(je.gaussian_kl, (0, 2))
+    full, diag, g = jax.jit(
+        lambda m, c: (
+            je.gaussian_kl(m, c, z, eye),
+            je.gaussian_kl_diag(m, z, z, z),
+            grad(m[0], c[0], z[0], eye[0]),
+        )
+    )(mean_p, cov_p)
+    np.testing.assert_array_equal(full, [np.inf, np.inf, np.nan])
+    np.testing.assert_array_equal(diag, [np.inf, np.inf, np.nan])
+    np.testing.assert_array_equal(g, [[np.inf, 0.0], [-np.inf, 0.0]])
+
+
+def test_point_mass_gradients_are_infinite_not_nan():
+    """q a point mass in one coordinate (log-variance -inf), p not: the value is +inf, and
+    the derivatives in the log-variances, (e^delta - 1)/2 and its negative, are +inf and
+    -inf there (not NaN); p a point mass: finite, -1/2 and +1/2."""
+    z = jnp.zeros(2)
+    point = jnp.array([0.0, -jnp.inf])
+    grad = jax.jit(jax.grad(je.gaussian_kl_diag, (1, 3)))
+    g_p, g_q = grad(z, z, z, point)
+    np.testing.assert_array_equal(g_p, [0.0, np.inf])
+    np.testing.assert_array_equal(g_q, [0.0, -np.inf])
+    g_p, g_q = grad(z, point, z, z)
+    np.testing.assert_array_equal(g_p, [0.0, -0.5])
+    np.testing.assert_array_equal(g_q, [0.0, 0.5])
+
+
 # Dtype contract and argument checks.
 
 

@@ -330,6 +330,9 @@ def _probability_gradients(p, base):
         n = 2 * i / (hx + hy)
         d_i, d_hx, d_hy = rho - 1, -(lpx + 1), -(lpy + 1)
         nmi = np.where(nz, (2 * d_i - n * (d_hx + d_hy)) / (hx + hy), 0)
+        # NMI is that of p / sum(p): its derivative has no component along p (each table
+        # sums to 1 here).
+        nmi = np.where(nz, nmi - np.sum(nmi * p, (-2, -1), keepdims=True), 0)
     return {
         "joint_entropy": h,
         "conditional_entropy": cond,
@@ -403,7 +406,8 @@ def test_check_grads(family):
     else:  # cells away from 0, where finite differences are exact (the table as given)
         x = jnp.asarray(rng.uniform(0.05, 0.3, (2, 3)))
     f = jax.jit(weighted(FAMILIES[family]))
-    check_grads(f, (x,), order=2, modes=("fwd", "rev"), eps=1e-4, atol=1e-5, rtol=1e-5)
+    # (eps 1e-5: the second derivatives of the scale-invariant NMI reach hundreds here)
+    check_grads(f, (x,), order=2, modes=("fwd", "rev"), eps=1e-5, atol=1e-5, rtol=1e-5)
 
 
 # Boundary inputs.
@@ -534,6 +538,41 @@ def test_mutual_information_is_no_difference_of_entropies():
             lambda x: (je.mutual_information(x), je.mutual_information_from_logits(jnp.log(x)))
         )(x):
             assert np.all((0 <= i) & (i < 10 * jnp.finfo(dtype).eps))
+
+
+def test_normalized_mutual_information_is_scale_invariant():
+    """NMI normalises the table by its (masked) total first: counts, float or integer, give
+    scikit-learn's score on the labels they count (0.1300057055 for these seven pairs,
+    computed with ``normalized_mutual_info_score``), whatever the scale, and a masked cell
+    takes no part in the total; the derivative along the table itself is 0."""
+    counts = np.array([[2.0, 1.0], [1.0, 3.0]])
+    tables = jnp.asarray(np.stack([counts, 0.5 * counts, counts / 7, counts]))
+    where = jnp.ones((4, 2, 2), bool)
+    padded = jnp.concatenate([tables, jnp.full((4, 2, 1), jnp.nan)], axis=-1)
+    mask = jnp.concatenate([where, jnp.zeros((4, 2, 1), bool)], axis=-1)
+    nmi = je.normalized_mutual_information
+    # never -0.0: an independent table gives +0.
+    indep = jnp.array([[2.0, 2.0], [1.0, 1.0]])
+    v, g, zero = jax.jit(lambda t, m: (nmi(t, where=m), jax.grad(nmi)(t[0, :, :2]), nmi(indep)))(
+        padded, mask
+    )
+    np.testing.assert_allclose(v, 0.130005705487629, rtol=1e-12)
+    np.testing.assert_allclose(jnp.sum(g * tables[0]), 0.0, atol=1e-15)
+    assert zero == 0 and not np.signbit(zero)
+    got = jax.jit(nmi)(jnp.asarray(counts, jnp.int32))
+    np.testing.assert_allclose(got, 0.130005705487629, rtol=1e-6)
+
+
+def test_clamped_mutual_information_has_zero_gradient():
+    """Where the formula for a table used as given is <= 0, the value is held at 0, and so
+    is the derivative: the 2x2 counts give the formula -11.8 (the clamp holds 0 over a
+    neighbourhood; finite differences give 0), and a table summing to 1 with one empty row
+    gives I = 0 exactly, its minimum. Never -0.0."""
+    tables = jnp.array([[[2.0, 1.0], [1.0, 3.0]], [[0.3, 0.7], [0.0, 0.0]]])
+    v, g = jax.jit(jax.vmap(jax.value_and_grad(je.mutual_information)))(tables)
+    np.testing.assert_array_equal(v, 0.0)
+    assert not np.any(np.signbit(v))
+    np.testing.assert_array_equal(g, 0.0)
 
 
 def test_conditional_entropy_is_never_negative():

@@ -622,3 +622,29 @@ def test_z_loss_gradient_at_huge_finite_logits_is_finite():
         lambda x: je.softmax_cross_entropy_with_integer_labels(x, jnp.array(1), z_loss=1e-4)
     )(z)
     np.testing.assert_allclose(g, [2e34, 2e34, 0.0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("f", [je.softmax_cross_entropy, je.poly1_softmax_cross_entropy])
+def test_masked_row_of_nan_gives_zero_gradient_in_labels_and_weights(f):
+    z = jnp.array([[0.0, jnp.nan, 1.0], [1.0, 2.0, 3.0]])
+    y = jnp.full((2, 3), 1 / 3)
+    keep = jnp.array([False, True])
+    kw = {} if f is je.poly1_softmax_cross_entropy else {"class_weights": jnp.ones(3)}
+
+    def loss(y, *w):
+        extra = {"class_weights": w[0]} if w else {}
+        return f(z, y, where=keep, **extra).sum()
+
+    gy = jax.jit(jax.grad(loss))(y)
+    assert np.isfinite(gy).all() and (gy[0] == 0).all(), gy
+    if kw:
+        gw = jax.jit(jax.grad(loss, argnums=1))(y, kw["class_weights"])
+        assert np.isfinite(gw).all(), gw
+
+
+@pytest.mark.parametrize("f", [je.softmax_cross_entropy, je.poly1_softmax_cross_entropy])
+def test_logits_whose_spread_overflows_give_zero(f):
+    z = jnp.array([2e38, -2e38], jnp.float32)
+    y = jnp.array([1.0, 0.0])
+    got = (f(z, y), jax.jit(f)(z, y))
+    assert got[0] == 0 and got[1] == 0, got

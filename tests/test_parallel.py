@@ -4,10 +4,12 @@ On 8 simulated CPU devices (one subprocess, bounded in time: XLA's host device c
 fixed at start-up), on meshes (8,), (2, 4) and (4, 2) (data x model), with ``check_vma`` on
 and off: values and gradients equal the unsharded jaxent functions (float32 tolerance, and
 1e-12 in float64), gradients equal closed forms written here and pass ``check_grads``;
-boundary inputs and dtypes behave as on one device; the compiled programs exchange only
-per-row values (every collective's shape is parsed from the HLO); the fused loss's compiler
-temp memory at N = 8192, V = 256000, D = 4096 on an 8-way model axis. Argument errors are
-checked here, in the test process.
+Hessians (forward over reverse) equal the unsharded ones; boundary inputs (+inf and NaN
+logits included: values, gradients and JVPs) and dtypes behave as on one device; a
+per-class mask whose shard has the per-row shape is refused as ambiguous; the compiled
+programs exchange only per-row values (every collective's shape is parsed from the HLO);
+the fused loss's compiler temp memory at N = 8192, V = 256000, D = 4096 on an 8-way model
+axis. Argument errors are checked here, in the test process.
 """
 
 import os
@@ -310,6 +312,64 @@ _SCRIPT = textwrap.dedent(
         (P(None, "data", "model"), P(None, "data")), P(None, "data"), True)
     close(jax.jit(fv)(z3, lab3).reshape(-1), jitted, 1e-6, 1e-7, "vmap")
 
+    # --- second derivatives through the collectives: forward over reverse ---
+    hs = jnp.asarray(rng.normal(size=(2, 3))); ws = jnp.asarray(rng.normal(size=(3, 16)))
+    ls = jnp.asarray([1, 14])
+    fused = smap(M8, lambda h, w: jp.vocab_parallel_linear_softmax_cross_entropy(
+        h, w, ls, axis_name="model", chunk_size=1, label_smoothing=0.1), (P(), P(None, "model")),
+        P(), True)
+    hess = jax.jit(jax.hessian(lambda h, w: fused(h, w).sum(), (0, 1)))(hs, ws)
+    want = jax.hessian(lambda h, w: je.linear_softmax_cross_entropy(
+        h, w, ls, label_smoothing=0.1).sum(), (0, 1))(hs, ws)
+    for a, b in zip(jax.tree.leaves(hess), jax.tree.leaves(want)):
+        close(a, b, 1e-10, 1e-12, "fused hessian")
+    zs, qs = jnp.asarray(rng.normal(size=(2, 16))), jnp.asarray(rng.normal(size=(2, 16)))
+    for fn, dense_fn in (
+        (lambda z, q: jp.vocab_parallel_entropy_from_logits(z, axis_name="model"),
+         lambda z, q: je.entropy_from_logits(z)),
+        (lambda z, q: jp.vocab_parallel_kl_divergence_from_logits(z, q, axis_name="model"),
+         je.kl_divergence_from_logits),
+    ):
+        f = smap(M8, fn, (P(None, "model"),) * 2, P(), True)
+        hess = jax.jit(jax.hessian(lambda z, q: f(z, q).sum(), (0, 1)))(zs, qs)
+        want = jax.hessian(lambda z, q: dense_fn(z, q).sum(), (0, 1))(zs, qs)
+        for a, b in zip(jax.tree.leaves(hess), jax.tree.leaves(want)):
+            close(a, b, 1e-10, 1e-12, "hessian")
+
+    # --- +inf and NaN logits: values, gradients and JVPs as on one device (NaN rows) ---
+    z, q = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
+    z[0, 4], z[1, 9], q[2, 4], q[3, 9] = np.inf, np.nan, np.inf, np.nan
+    q[4, [3, 11]] = np.inf
+    z, q, ls = jnp.asarray(z), jnp.asarray(q), jnp.asarray([1, 2, 3, 4, 5])
+    spec = P(None, "model")
+    for fn, dense_fn in (
+        (lambda z, q: jp.vocab_parallel_entropy_from_logits(z, axis_name="model"),
+         lambda z, q: je.entropy_from_logits(z)),
+        (lambda z, q: jp.vocab_parallel_softmax_cross_entropy(z, ls, axis_name="model"),
+         lambda z, q: je.softmax_cross_entropy_with_integer_labels(z, ls)),
+        (lambda z, q: jp.vocab_parallel_kl_divergence_from_logits(z, q, axis_name="model"),
+         je.kl_divergence_from_logits),
+        (lambda z, q: jp.vocab_parallel_kl_divergence_from_logits(q, z, axis_name="model"),
+         lambda z, q: je.kl_divergence_from_logits(q, z)),
+    ):
+        compare(M8, fn, dense_fn, [z, q], [spec, spec], P(), what="non-finite")
+        f = smap(M8, fn, [spec, spec], P(), True)
+        ones = (jnp.ones_like(z), jnp.ones_like(q))
+        close(jax.jit(lambda *a: jax.jvp(f, a, ones)[1])(z, q),
+              jax.jvp(dense_fn, (z, q), ones)[1], 1e-12, 1e-12, "non-finite jvp")
+
+    # --- a per-class mask whose shard has the per-row shape (N == V/n) is ambiguous ---
+    zs = jnp.asarray(rng.normal(size=(2, 16)))
+    cm = jnp.asarray(rng.random(16) < 0.6)
+    ent = lambda z, m: jp.vocab_parallel_entropy_from_logits(z, axis_name="model", where=m)
+    try:
+        smap(M8, ent, (spec, P("model")), P(), True)(zs, cm)
+        raise AssertionError("a (V/n,) mask on N = V/n rows must be refused")
+    except ValueError as err:
+        assert "`where` of shape (2,) is ambiguous" in str(err), err
+    got = jax.jit(smap(M8, ent, (spec, spec), P(), True))(zs, cm[None])
+    close(got, je.entropy_from_logits(zs, where=cm), 1e-12, 1e-12, "class mask (1, V)")
+
     # --- the compiled programs exchange per-row values only ---
     print("sections done", flush=True)
     SHAPE = re.compile(r"[a-z]+[0-9]*\\[([0-9,]*)\\]")
@@ -476,3 +536,28 @@ def test_static_checks_name_the_argument():
     for fn, error, message in cases:
         with pytest.raises(error, match=message):
             _in_shard_map(fn, z)
+
+
+def test_ambiguous_mask_raises():
+    # A (K,) mask on (K, K) logits: per row or per class? (The shard of a per-class mask
+    # has the per-row shape whenever N == V/n.)
+    z = jnp.zeros((4, 4))
+    with pytest.raises(ValueError, match=r"`where` of shape \(4,\) is ambiguous"):
+        _in_shard_map(
+            lambda z: jp.vocab_parallel_entropy_from_logits(
+                z, axis_name="model", where=jnp.ones(4, bool)
+            ),
+            z,
+        )
+
+
+def test_forward_mode_of_the_fused_loss_raises_as_on_one_device():
+    h, w, lab = jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.array([0, 1])
+
+    def loss(h):
+        return jp.vocab_parallel_linear_softmax_cross_entropy(h, w, lab, axis_name="model")
+
+    message = r"can't apply forward-mode autodiff \(jvp\) to a custom_vjp function"
+    for fn in (lambda h: _in_shard_map(loss, h), jax.jit(lambda h: _in_shard_map(loss, h))):
+        with pytest.raises(TypeError, match=message):
+            jax.jvp(fn, (h,), (h,))

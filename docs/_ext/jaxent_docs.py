@@ -148,7 +148,8 @@ def run_example(script: pathlib.Path, out: pathlib.Path) -> ExampleRun:
     return ExampleRun(
         name=script.stem,
         command=["python", *shown],
-        output=result.stdout,
+        # The plots' folder is a temporary one: shown as OUT, as in the command.
+        output=result.stdout.replace(str(out), "OUT"),
         images=sorted(out.glob("*.png")),
         seconds=seconds,
     )

@@ -144,6 +144,10 @@ class Mask(NamedTuple):
     rows: jax.Array | None
 
 
+def _long_axes(shape: tuple[int, ...]) -> list[int]:
+    return [i for i, n in enumerate(shape) if n > 1]
+
+
 def normalize_where(
     where: jax.typing.ArrayLike | None, shape: tuple[int, ...], axes: tuple[int, ...]
 ) -> Mask | None:
@@ -152,6 +156,8 @@ def normalize_where(
     A mask whose shape equals the per-example shape (the input's shape without ``axes``)
     masks whole examples (optax's convention); any other mask must broadcast to the
     input's shape by NumPy's rules (a ``(K,)`` mask on ``(N, K)`` logits masks classes).
+    A mask that could be read either way, with different meanings (a ``(K,)`` mask on
+    ``(K, K)`` logits), raises ValueError.
     """
     if where is None:
         return None
@@ -159,12 +165,24 @@ def normalize_where(
     if mask.dtype != jnp.bool_:
         raise TypeError(f"`where` must be a boolean mask, got dtype {mask.dtype}.")
     per_example = batch_shape(shape, axes)
-    if mask.shape == per_example and len(per_example) < len(shape):
-        return Mask(jnp.broadcast_to(jnp.expand_dims(mask, axes), shape), mask)
     try:
         ok = np.broadcast_shapes(mask.shape, shape) == tuple(shape)
     except ValueError:
         ok = False
+    if mask.shape == per_example and len(per_example) < len(shape):
+        # Both readings place the mask's axes of length > 1 on axes of the input: as
+        # examples (``axes`` inserted) or by broadcasting (aligned on the right).
+        as_rows = np.expand_dims(np.empty(mask.shape, bool), axes).shape
+        explicit = (1,) * (len(shape) - mask.ndim) + mask.shape
+        if ok and _long_axes(as_rows) != _long_axes(explicit):
+            raise ValueError(
+                f"`where` of shape {mask.shape} is ambiguous for an input of shape "
+                f"{tuple(shape)}: it is the per-example shape and also broadcasts over the "
+                "class axis. Pass `where[..., None]` (the class axis inserted) to mask whole "
+                f"examples, or a mask with the class axis explicit (shape {explicit}) to "
+                "mask classes."
+            )
+        return Mask(jnp.broadcast_to(jnp.expand_dims(mask, axes), shape), mask)
     if not ok:
         raise ValueError(
             f"`where` has shape {mask.shape}, which neither broadcasts to the input shape "

@@ -140,7 +140,9 @@ def kl_divergence_from_logits(
 
     The reference distribution's logits come first. Classes with a -inf logit in ``a``
     contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives
-    +inf. A fully masked row gives 0.
+    +inf, and there every derivative is 0 (in both arguments, forward and reverse mode,
+    as for ``renyi_divergence_from_logits``, which agrees at order 1). A fully masked row
+    gives 0.
 
     Args:
       p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.

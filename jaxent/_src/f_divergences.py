@@ -226,7 +226,11 @@ def log_power_mean(p: jax.Array, v: jax.Array, beta: jax.Array) -> jax.Array:
     r"""The Rényi power mean :math:`\frac{1}{\beta}\log\sum_i \frac{p_i}{\sum_j p_j}
     e^{\beta v_i}` over the support of ``p`` along the last axis (see ``_lpm_parts``), with
     its JVP rule. ``p`` >= 0 (masked entries 0); ``v`` = -inf or +inf where ``p`` = 0 (that
-    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1."""
+    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1. An empty
+    last axis gives 0, as an all-zero ``p`` does."""
+    if p.shape[-1] == 0:
+        shape = jnp.broadcast_shapes(p.shape[:-1], v.shape[:-1], beta.shape[:-1])
+        return jnp.zeros(shape, jnp.result_type(p, v, beta))
     g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, -1), -1)
     return jnp.where(g == 0, 0, g)  # +0, never -0
 
@@ -619,9 +623,16 @@ def _sqrt(x):
     return jnp.where(x == 0, 0, jnp.sqrt(jnp.where(x == 0, 1, x)))
 
 
+def _root_gap(p, q, rp, rq):
+    """sqrt(p) - sqrt(q), as (p - q) / (sqrt(p) + sqrt(q)) where both are positive (no
+    cancellation when p and q are close)."""
+    both = (p > 0) & (q > 0)
+    return jnp.where(both, (p - q) / jnp.where(both, rp + rq, 1), rp - rq)
+
+
 def _hellinger_parts(p, q, axis):
     rp, rq = _sqrt(p), _sqrt(q)
-    h = _sqrt(0.5 * jnp.sum((rp - rq) ** 2, axis, keepdims=True))
+    h = _sqrt(0.5 * jnp.sum(_root_gap(p, q, rp, rq) ** 2, axis, keepdims=True))
     return jnp.squeeze(h, axis), h, rp, rq
 
 
@@ -632,17 +643,17 @@ def _hellinger_jvp(axis, primals, tangents):
     out = _hellinger(p, q, axis)  # so that second derivatives take this rule too
     scale = jnp.where(h > 0, 0.25 / jnp.where(h > 0, h, 1), 0)
 
-    def slope(x, rx, ry):
+    def slope(x, y, rx, ry):
         # d/dx = (1 - sqrt(y/x)) / (4H); reported as 0 at x = 0 and at H = 0 (it diverges
         # or has no limit there).
         ok = x > 0
-        return jnp.where(ok, scale * (1 - ry / jnp.where(ok, rx, 1)), 0)
+        return jnp.where(ok, scale * (_root_gap(x, y, rx, ry) / jnp.where(ok, rx, 1)), 0)
 
     dout = jnp.zeros_like(out)
     if not is_zero(dp):
-        dout = dout + jnp.sum(slope(p, rp, rq) * dp, axis)
+        dout = dout + jnp.sum(slope(p, q, rp, rq) * dp, axis)
     if not is_zero(dq):
-        dout = dout + jnp.sum(slope(q, rq, rp) * dq, axis)
+        dout = dout + jnp.sum(slope(q, p, rq, rp) * dq, axis)
     return out, dout
 
 

@@ -60,6 +60,11 @@ def _sigmoid_focal_jvp(gamma, primals, tangents):
     c, log_q, f, sp_neg, sp_pos = _sigmoid_focal_parts(z, y, gamma)
     out = f * c
     dout = jnp.zeros_like(out)
+    # Where f = 0 every derivative is 0. The tangent is computed there from z = 0 and then
+    # set to 0, so that differentiating this rule (Hessians) meets no inf times 0.
+    dead = f == 0
+    z = jnp.where(dead, 0, z)
+    c, log_q, f, sp_neg, sp_pos = _sigmoid_focal_parts(z, y, gamma)
     p, one_minus_p = jax.nn.sigmoid(z), jax.nn.sigmoid(-z)
     if not is_zero(dz):
         # d/dz = f [gamma (1 - 2y) c rho + (p - y)] with rho = p (1 - p) / q in [0, 1]:
@@ -70,13 +75,13 @@ def _sigmoid_focal_jvp(gamma, primals, tangents):
         c_rho = jnp.where(rho == 0, 0, c * rho)
         # p - y as (1 - y) p - y (1 - p): exact for a hard label as p -> 1 or 0.
         p_minus_y = jnp.where(y != 1, (1 - y) * p, 0) - jnp.where(y != 0, y * one_minus_p, 0)
-        dout = dout + f * (gamma * (1 - 2 * y) * c_rho + p_minus_y) * dz
+        dout = dout + jnp.where(dead, 0, f * (gamma * (1 - 2 * y) * c_rho + p_minus_y)) * dz
     if not is_zero(dy):
         # d/dy = f [gamma (1 - 2p) c / q + softplus(-z) - softplus(z)]; 0 where f = 0
         # (q = 0: a hard label predicted with certainty at an infinite logit).
         q = jnp.exp(log_q)
         slope = gamma * (1 - 2 * p) * jnp.where(c == 0, 0, c / jnp.where(q == 0, 1, q))
-        dout = dout + jnp.where(f == 0, 0, f * (slope + sp_neg - sp_pos)) * dy
+        dout = dout + jnp.where(dead | (f == 0), 0, f * (slope + sp_neg - sp_pos)) * dy
     return out, dout
 
 
@@ -185,18 +190,26 @@ def _softmax_focal_jvp(axis, gamma, primals, tangents):
     out = jnp.where(w != 0, w * (f * nll), 0)
     dout = jnp.zeros_like(out)
     if not is_zero(dz):
+        # Where f = 0 (p_c is 1) the derivative is 0. It is computed there from z = 0 and
+        # then set to 0, so that differentiating this rule (Hessians) meets no inf times 0.
+        dead = jnp.expand_dims(f == 0, axis)
+        sh, is_c, _, nll_s, d_rest, log_rest, log_u = _softmax_focal_parts(
+            jnp.where(dead, 0, z), c, mask, axis
+        )
+        f_s = jnp.exp(gamma * log_u)
         # d/dz_j = w f [(p_j - e_cj) + gamma p_c (-log p_c) rho_j] with
         # rho_j = (p_j - e_cj) / (1 - p_c): the other classes' own softmax, and -1 at the
         # label (finite as p_c -> 1).
         r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d_rest - log_rest))
         rho = jnp.where(is_c, -1, r)
-        p_c = jnp.exp(-nll)
-        p_nll = jnp.where(p_c == 0, 0, p_c * nll)
-        scale = jnp.where(w != 0, w * f, 0)
+        p_c = jnp.exp(-nll_s)
+        p_nll = jnp.where(p_c == 0, 0, p_c * nll_s)
+        scale = jnp.where(w != 0, w * f_s, 0)
         # p - e_c, with 1 - p_c taken as u (exact as p_c -> 1).
         p_minus_e = jnp.where(is_c, -jnp.expand_dims(jnp.exp(log_u), axis), sh.p)
         coef = p_minus_e + jnp.expand_dims(gamma * p_nll, axis) * rho
         coef = jnp.where(jnp.expand_dims(w != 0, axis), jnp.expand_dims(scale, axis) * coef, 0)
+        coef = jnp.where(dead, 0, coef)
         dout = dout + jnp.sum(coef * dz, axis=axis)
     if not is_zero(dw):
         # d/dw = f (-log p_c); reported as 0 at an excluded (-inf or masked) label logit.

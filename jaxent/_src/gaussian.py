@@ -55,6 +55,34 @@ def _diagonal(m: jax.Array) -> jax.Array:
     return jnp.diagonal(m, axis1=-2, axis2=-1)
 
 
+@jax.custom_jvp
+def _expm1_minus_identity(x: jax.Array) -> jax.Array:
+    """e^x - 1 - x, +inf at x = +inf (where expm1(x) - x is inf - inf); its derivative
+    e^x - 1 is +inf there, not the NaN of a discarded branch."""
+    return jnp.where(x == jnp.inf, jnp.inf, jnp.expm1(x) - x)
+
+
+@_expm1_minus_identity.defjvp
+def _expm1_minus_identity_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    return _expm1_minus_identity(x), jnp.expm1(x) * dx
+
+
+@jax.custom_jvp
+def _far(delta: jax.Array) -> jax.Array:
+    """+inf where a difference of means is infinite (``delta`` holds those, 0 elsewhere),
+    else 0; its derivative is inf with the sign of the infinite difference there, the sign
+    of the Mahalanobis term's slope."""
+    return jnp.where(jnp.any(jnp.isinf(delta), axis=-1), jnp.inf, 0).astype(delta.dtype)
+
+
+@_far.defjvp
+def _far_jvp(primals, tangents):
+    (delta,), (d_delta,) = primals, tangents
+    slope = jnp.where(jnp.isinf(delta), delta, 0)
+    return _far(delta), jnp.sum(slope * d_delta, axis=-1)
+
+
 def gaussian_entropy(cov: jax.typing.ArrayLike, *, base: float | None = None) -> jax.Array:
     r"""Differential entropy of a Gaussian :math:`\mathcal N(\mu, \Sigma)` in D dimensions.
 
@@ -172,7 +200,11 @@ def gaussian_kl(
     :math:`\partial_{\Sigma_q} = \tfrac12(\Sigma_q^{-1}
     - \Sigma_q^{-1}(\Sigma_p + \delta\delta^\top)\Sigma_q^{-1})` with
     :math:`\delta = \mu_p - \mu_q`. A covariance that is not positive definite in the
-    working precision gives NaN.
+    working precision gives NaN. An infinite mean, the other finite, gives +inf (as
+    ``gaussian_kl_diag`` does); infinite in both at the same coordinate, NaN. The
+    derivative in such a coordinate is infinite with the sign of the slope there
+    (:math:`+\infty` for :math:`\mu_p = +\infty`, as ``gaussian_kl_diag``'s), and in the
+    other coordinates that of the finite part of :math:`\delta`.
 
     Args:
       mean_p: means of p, shape ``[..., D]``.
@@ -212,13 +244,18 @@ def gaussian_kl(
     lq = _cholesky(cov_q.astype(dtype))
     m = solve_triangular(lq, lp, lower=True)
     delta = (mean_q.astype(dtype) - mean_p.astype(dtype))[..., None]
-    v = solve_triangular(lq, delta, lower=True)[..., 0]
+    # An infinite difference of means makes the Mahalanobis term +inf (Sigma_q is positive
+    # definite); the solve would meet 0 * inf. The rest of delta (NaN included) is solved.
+    infinite = jnp.isinf(delta)
+    v = solve_triangular(lq, jnp.where(infinite, 0, delta), lower=True)[..., 0]
+    far = _far(jnp.where(infinite, delta, 0)[..., 0])
     x = 2 * jnp.log(_diagonal(m))
     off = jnp.tril(m, -1)
     d = 0.5 * (
         jnp.sum(jnp.expm1(x) - x, axis=-1)
         + jnp.sum(off * off, axis=(-2, -1))
         + jnp.sum(v * v, axis=-1)
+        + far
     )
     return d if ln_b is None else d / ln_b
 
@@ -249,6 +286,10 @@ def gaussian_kl_diag(
     :math:`\partial_{\log\sigma_q^2} = \tfrac12 (1 - e^{\delta}
     - (\mu_p - \mu_q)^2 e^{-\log\sigma_q^2})`. A log-variance of -inf (a point mass) in
     p or in q alone gives +inf; in both, NaN (the ratio of the variances is undefined).
+    The derivatives are these formulas there too: infinite ones are reported as such, not
+    NaN (q a point mass, p not: :math:`+\infty` in :math:`\log\sigma_p^2` and
+    :math:`-\infty` in :math:`\log\sigma_q^2`; p a point mass: :math:`-\tfrac12` and
+    :math:`+\tfrac12`).
 
     Args:
       mean_p: means of p, shape ``[..., D]``.
@@ -290,7 +331,6 @@ def gaussian_kl_diag(
     same = diff == 0
     # (diff e^{-lvq/2})^2, 0 where the means agree, even at a log-variance of -inf.
     scaled = jnp.where(same, 0, diff * jnp.exp(-0.5 * jnp.where(same, 0, lvq)))
-    # e^delta - 1 - delta; +inf at delta = +inf (where expm1(delta) - delta is inf - inf).
-    shape_term = jnp.where(delta == jnp.inf, jnp.inf, jnp.expm1(delta) - delta)
+    shape_term = _expm1_minus_identity(delta)
     d = 0.5 * jnp.sum(shape_term + scaled * scaled, axis=-1)
     return d if ln_b is None else d / ln_b

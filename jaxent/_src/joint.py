@@ -115,10 +115,13 @@ class _Parts:
         """sum over the cells of p * values, 0 where p = 0."""
         return jnp.sum(jnp.where(self.zero, 0, self.p * values), axis=(-2, -1))
 
-    def mutual_information(self) -> jax.Array:
+    def mutual_information(self) -> tuple[jax.Array, jax.Array]:
+        """The sum, at least 0 (never -0.0), and where it was clamped (the formula <= 0)."""
         i = self.cell_sum(self.rho)
-        # Near independence the terms cancel, and rounding can leave the sum just below 0.
-        return jnp.where(i < 0, 0, i)
+        # Near independence the terms cancel, and rounding can leave the sum just below 0;
+        # a table not summing to 1 can take the formula below 0 by far.
+        clamped = i <= 0
+        return jnp.where(clamped, 0, i), clamped
 
     def marginal_entropies(self) -> tuple[jax.Array, jax.Array]:
         hx = negated(jnp.sum(xlogx(self.px), axis=(-2, -1)))
@@ -145,23 +148,34 @@ def _conditional_entropy_jvp(primals, tangents):
 
 @jax.custom_jvp
 def _mutual_information(p: jax.Array) -> jax.Array:
-    return _Parts(p).mutual_information()
+    return _Parts(p).mutual_information()[0]
 
 
 @_mutual_information.defjvp
 def _mutual_information_jvp(primals, tangents):
     (p,), (dp,) = primals, tangents
     parts = _Parts(p)
-    return parts.mutual_information(), _zero_cell_slope(parts, parts.rho - 1, dp)
+    i, clamped = parts.mutual_information()
+    # Where the value is held at 0 the slope is 0 (the clamp, not the formula, gives it).
+    slope = jnp.where(jnp.expand_dims(clamped, (-2, -1)), 0, parts.rho - 1)
+    return i, _zero_cell_slope(parts, slope, dp)
 
 
 def _nmi_parts(parts: _Parts):
-    i = parts.mutual_information()
+    i, clamped = parts.mutual_information()
     hx, hy = parts.marginal_entropies()
     total = hx + hy
-    empty = total == 0
-    n = jnp.where(empty, 1, 2 * i / jnp.where(empty, 1, total))
-    return n, total, empty
+    # A certain marginal (at most one row, or one column, holds mass; NaN counts as mass)
+    # is decided from the zeros, not from entropies that rounding leaves just off 0.
+    one_x = jnp.sum(parts.px != 0, axis=(-2, -1)) <= 1
+    one_y = jnp.sum(parts.py != 0, axis=(-2, -1)) <= 1
+    certain = one_x | one_y
+    n = 2 * i / jnp.where(certain, 1, total)
+    n = jnp.where(certain, jnp.where(one_x & one_y, 1, 0), n)
+    invalid = jnp.any(~(parts.p >= 0), axis=(-2, -1))
+    # 0, not -0.0, where I = 0.
+    n = jnp.where(invalid, jnp.nan, jnp.where(n == 0, 0, n))
+    return n, total, certain, clamped
 
 
 @jax.custom_jvp
@@ -173,12 +187,13 @@ def _normalized_mutual_information(p: jax.Array) -> jax.Array:
 def _normalized_mutual_information_jvp(primals, tangents):
     (p,), (dp,) = primals, tangents
     parts = _Parts(p)
-    n, total, empty = _nmi_parts(parts)
-    # d(2 I / D) = (2 dI - N dD) / D with dI = rho - 1, dD = -(log p_x + 1) - (log p_y + 1).
+    n, total, empty, clamped = _nmi_parts(parts)
+    # d(2 I / D) = (2 dI - N dD) / D with dI = rho - 1, dD = -(log p_x + 1) - (log p_y + 1);
+    # where I is held at 0, dI = 0 and N = 0: the slope is 0.
     e = jnp.expand_dims
     top = 2 * (parts.rho - 1) + e(n, (-2, -1)) * (parts.log_px + parts.log_py + 2)
     slope = top / e(jnp.where(empty, 1, total), (-2, -1))
-    slope = jnp.where(e(empty, (-2, -1)), 0, slope)
+    slope = jnp.where(e(empty | clamped, (-2, -1)), 0, slope)
     return n, _zero_cell_slope(parts, slope, dp)
 
 
@@ -296,11 +311,15 @@ def mutual_information(
 
     Computed as the sum on the left, never as a difference of entropies; a sum that
     rounding leaves below 0 (possible only near independence) is returned as 0, as
-    scikit-learn does, so that the result is :math:`\ge 0`. A table that does not sum to 1
-    is used as given (the formula's value, at least 0). Masked cells are set to 0 (see
-    ``joint_entropy``); a negative or NaN cell inside the mask gives NaN. The gradient is
-    :math:`(\log(p_{xy} / (p_x p_y)) - 1)/\ln b`, and 0 at :math:`p_{xy} = 0` (where it
-    diverges).
+    scikit-learn does, so that the result is :math:`\ge 0` (and never -0.0). A table that
+    does not sum to 1 is used as given: the result is :math:`\max(0, \text{formula})`,
+    and the formula can be negative (for counts :math:`[[2, 1], [1, 3]]` it is -11.8).
+    Masked cells are set to 0 (see ``joint_entropy``); a negative or NaN cell inside the
+    mask gives NaN. The gradient is :math:`(\log(p_{xy} / (p_x p_y)) - 1)/\ln b`, and 0 at
+    :math:`p_{xy} = 0` (where it diverges); where the formula is :math:`\le 0` and the
+    result held at 0 it is 0 everywhere, the derivative of the clamp (at a formula of
+    exactly 0, such as :math:`[[0.3, 0.7], [0, 0]]`, a kink, 0 is the one-sided derivative
+    towards the clamped side, and a minimum of :math:`I` over tables summing to 1).
 
     Args:
       joint: probability tables, shape ``[..., X, Y]``.
@@ -344,7 +363,9 @@ def normalized_mutual_information(
         \qquad \operatorname{NMI} = 1 \text{ where } H(X) = H(Y) = 0.
 
     This is scikit-learn's ``normalized_mutual_info_score`` (its default
-    ``average_method="arithmetic"``) on the contingency table ``joint`` normalised to sum 1,
+    ``average_method="arithmetic"``) on the contingency table ``joint`` normalised to sum 1
+    (the table is divided by its total over the allowed cells first, so any non-negative
+    counts, float or integer, give the same result at any scale),
     including its limit case: where both marginals are certain (one row and one column
     hold all the mass, or the table is all zeros), the 0/0 is defined as 1, a perfect
     match. Where only one is certain, :math:`I = 0` and NMI = 0. For a table that sums to 1
@@ -354,8 +375,10 @@ def normalized_mutual_information(
     gives 0, as in every jaxent function. A negative
     or NaN cell inside the mask gives NaN. The derivative is
     :math:`(2\,\partial I - \operatorname{NMI}\,\partial(H(X) + H(Y))) / (H(X) + H(Y))`
-    from the closed forms of its parts, reported as 0 at :math:`p_{xy} = 0` (where
-    :math:`\partial I` diverges) and where NMI is defined as 1.
+    from the closed forms of its parts on the normalised table, carried through the
+    division by the total (so it has no component along ``joint`` itself), reported as 0 at
+    :math:`p_{xy} = 0` (where :math:`\partial I` diverges), where a marginal is certain
+    (NMI is 0 or 1 there) and where :math:`I` is held at 0. The result is never -0.0.
 
     Args:
       joint: probability tables, shape ``[..., X, Y]``.
@@ -385,7 +408,11 @@ def normalized_mutual_information(
       J. Bailey, "Information Theoretic Measures for Clusterings Comparison", JMLR 11, 2010.
     """
     p, mask, ax = _table(joint, axes, where)
-    n = _normalized_mutual_information(p)
+    # Scale-invariant: the table divided by its (masked) total. A total that is not
+    # positive (an all-zero table, or a negative or NaN cell) is left alone.
+    # A zero cell adds nothing to the total's derivative either (the convention above).
+    total = jnp.sum(jnp.where(p != 0, p, jax.lax.stop_gradient(p)), axis=(-2, -1), keepdims=True)
+    n = _normalized_mutual_information(p / jnp.where(total > 0, total, 1))
     if mask is not None:
         n = jnp.where(jnp.any(mask.full, axis=ax), n, 0)
     return n

@@ -305,6 +305,16 @@ def _pos_inf(x: jax.Array) -> jax.Array:
     return jnp.minimum(jnp.maximum(x - _big(x.dtype), 0), 1)
 
 
+def _half_gap(m: jax.Array, z: jax.Array) -> jax.Array:
+    """(m - z) / 2 for z at most the row maximum m, finite even where m - z overflows.
+
+    A zero weight times it is 0; sums of weighted half gaps are doubled at the end (exact:
+    halving and doubling are, away from subnormals), so a gap that overflows counts only
+    where it has weight. -inf entries give +big / 2.
+    """
+    return 0.5 * m - 0.5 * _clamp(z)
+
+
 def _upcast(x: jax.Array, dtype) -> jax.Array:
     return _upcast_apart(x, dtype)
 
@@ -471,7 +481,7 @@ def _xent_stats(axis, z, t, mask):
         m,
         s,
         _sum(t, axis),
-        _sum(t * (m - _clamp(z)), axis),
+        2 * _sum(t * _half_gap(m, z), axis),
         _sum(t * _neg_inf(z), axis),
         _sum(t * _pos_inf(z), axis),
     )
@@ -554,7 +564,8 @@ def _xent_jvp(spec, primals, tangents):
         # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes.
         slope = jnp.where(zf == -jnp.inf, 0, log_s_safe + (m - zf))
         slope = jnp.where(positive, slope, 0)
-        dloss = dloss + _sum(kept(slope * dt), axis)
+        # The mask applies to the slope itself: a skipped row's slope may be NaN.
+        dloss = dloss + _sum(kept(slope) * dt, axis)
     sq = functools.partial(jnp.squeeze, axis=axis)
     return (sq(loss), sq(lse)), (sq(dloss), sq(dlse))
 
@@ -620,7 +631,7 @@ def _entropy_stats(axis, z, mask):
     m = _shift(z, axis)
     s = _sum(jnp.exp(z - m), axis)
     log_s = _safe_log(s)
-    u = _sum(jnp.exp(z - (m + log_s)) * (m - _clamp(z)), axis)
+    u = 2 * _sum(jnp.exp(z - (m + log_s)) * _half_gap(m, z), axis)
     return m, s, u
 
 
@@ -650,7 +661,8 @@ def _entropy_jvp(spec, primals, tangents):
     if mask is not None:
         zf = jnp.where(mask, zf, -jnp.inf)
     # dH/dz_k = -p_k (log p_k + H), with log p_k = (z_k - m) - log s.
-    grad = _p(zf, m, s) * ((m - _clamp(zf)) + (log_s - h))
+    p = _p(zf, m, s)
+    grad = 2 * (p * _half_gap(m, zf)) + p * (log_s - h)
     if skip is not None:
         grad = jnp.where(skip, 0, grad)
     return out, jnp.sum(grad * dz.astype(ct), axis=spec.axis)
@@ -687,7 +699,7 @@ def _kl_stats(axis, a, b, mask):
     ma, mb = _shift(a, axis), _shift(b, axis)
     sa, sb = _sum(jnp.exp(a - ma), axis), _sum(jnp.exp(b - mb), axis)
     p = jnp.exp(a - (ma + _safe_log(sa)))
-    u = _sum(p * ((mb - _clamp(b)) - (ma - _clamp(a))), axis)
+    u = 2 * _sum(p * (_half_gap(mb, b) - _half_gap(ma, a)), axis)
     neg = _sum(p * _neg_inf(b), axis)
     return ma, mb, sa, sb, u, neg
 
@@ -721,12 +733,15 @@ def _kl_jvp(spec, primals, tangents):
     p = _p(af, ma, sa)
 
     def kept(x):
+        # Everything is 0 where the divergence is +inf (as the Renyi divergence's rule).
+        x = jnp.where(d == jnp.inf, 0, x)
         return x if skip is None else jnp.where(skip, 0, x)
 
     if not is_zero(da):
         # dD/da_k = p_k (log p_k - log q_k - D)
-        ratio = ((mb - _clamp(bf)) - (ma - _clamp(af))) + (lb - la)
-        dout = dout + jnp.sum(kept(p * (ratio - d)) * da.astype(ct), axis=spec.axis)
+        half = _half_gap(mb, bf) - _half_gap(ma, af)
+        coef = 2 * (p * half) + p * ((lb - la) - d)
+        dout = dout + jnp.sum(kept(coef) * da.astype(ct), axis=spec.axis)
     if not is_zero(db):
         # dD/db_k = q_k sum(p) - p_k
         q = jnp.where(sa == 0, 0, _p(bf, mb, sb))

@@ -190,7 +190,9 @@ def entropy_chao_shen(
     negative, NaN or infinite count gives NaN.
 
     Differentiable in the counts (as floats) through :math:`n_i` and :math:`N`;
-    :math:`f_1` is piecewise constant (derivative 0), and an empty bin gets gradient 0.
+    :math:`f_1` is piecewise constant (derivative 0), its stand-in :math:`N - 1` included
+    (a perturbed singleton is no singleton, and the count of singletons stays
+    :math:`N - 1` on either side), and an empty bin gets gradient 0.
 
     Args:
       counts: histograms, shape ``[..., K, ...]``, integer or float (non-negative).
@@ -218,7 +220,10 @@ def entropy_chao_shen(
     h = histograms(counts, axis, occupied_only=True)
     n_total = h.safe_total[..., None]
     singletons = jnp.sum(h.n == 1, axis=-1, keepdims=True).astype(h.n.dtype)
-    singletons = jnp.where(singletons == n_total, n_total - 1, singletons)
+    # f1 = N - 1 where every observation is a singleton: a count, piecewise constant like
+    # f1 itself (no derivative through N).
+    all_single = singletons == n_total
+    singletons = jnp.where(all_single, jax.lax.stop_gradient(n_total) - 1, singletons)
     coverage = 1 - singletons / n_total
     p = coverage * h.n / n_total
     # 1 - (1 - p)^N, accurate for small p; 1 where p = 1 (which also keeps log1p finite).

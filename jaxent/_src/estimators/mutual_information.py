@@ -39,11 +39,14 @@ def mutual_information_plugin(
     upwards: about :math:`(K_X - 1)(K_Y - 1)/(2N)` nats for independent variables. With
     ``miller_madow=True`` each of the three entropies gets its Miller-Madow correction,
     which adds :math:`(m_X + m_Y - m_{XY} - 1)/(2N)` nats, :math:`m` counting the occupied
-    bins of each histogram. An all-zero table gives 0; a negative, NaN or infinite count
-    gives NaN.
+    bins of each histogram. The plug-in sum is :math:`\ge 0`; near independence, where
+    rounding can leave it just below 0, it is returned as 0 (never -0.0), as
+    ``jaxent.mutual_information`` does, before the correction is added. An all-zero table
+    gives 0; a negative, NaN or infinite count gives NaN.
 
     Differentiable in the counts (as floats): exact for every occupied cell; an empty cell
-    gets gradient 0, and the numbers of occupied bins are piecewise constant.
+    gets gradient 0, the numbers of occupied bins are piecewise constant, and where the
+    plug-in sum is held at 0 its gradient is 0.
 
     Args:
       counts_xy: joint counts, shape ``[..., K_X, ..., K_Y, ...]``, integer or float.
@@ -86,6 +89,8 @@ def mutual_information_plugin(
     p_x = jnp.sum(p_xy, axis=-1, keepdims=True)
     p_y = jnp.sum(p_xy, axis=-2, keepdims=True)
     info = jnp.sum(rel_entr(p_xy, p_x * p_y), axis=(-2, -1))
+    # Near independence rounding leaves the sum on either side of 0: held at 0 (gradient 0).
+    info = jnp.where(info <= 0, 0, info)
     if correct:
         m = occupied(p_x[..., 0]) + occupied(p_y[..., 0, :]) - occupied(h.n) - 1
         info = info + m / (2 * h.safe_total)

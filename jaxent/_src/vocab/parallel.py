@@ -150,6 +150,9 @@ def vocab_parallel_softmax_cross_entropy(
       axis_name: the mesh axis name, or tuple of names, the classes are split over (static).
       where: optional boolean mask: this device's shard of a per-class mask broadcastable to
         ``logits``, or a per-row mask of ``labels``' shape.
+        A shard that is both (``[V/n]`` on ``N = V/n`` rows) raises ValueError as
+        ambiguous: pass a per-class mask as ``[1, V]`` (split over the last axis) or a
+        per-row one as ``where[..., None]``.
       label_smoothing: :math:`\epsilon \in [0, 1)` (static), spread over all allowed classes.
       z_loss: :math:`\zeta \ge 0` (static).
       class_weights: this device's shard of the per-class weights, ``[V/n]``.
@@ -294,12 +297,15 @@ def vocab_parallel_entropy_from_logits(
 
     computed from two row sums over all shards. -inf logits are classes of probability 0
     (value and gradient 0); a fully masked row, or one with no finite logit, gives 0; a
-    +inf or NaN allowed logit gives NaN.
+    +inf or NaN allowed logit gives NaN, and NaN gradients throughout its row.
 
     Args:
       logits: this device's shard of the logits, ``[..., V/n]``, floating dtype.
       axis_name: the mesh axis name, or tuple of names, the classes are split over (static).
       where: optional boolean mask: this device's shard of a per-class mask, or per-row.
+        A shard that is both (``[V/n]`` on ``N = V/n`` rows) raises ValueError as
+        ambiguous: pass a per-class mask as ``[1, V]`` (split over the last axis) or a
+        per-row one as ``where[..., None]``.
       base: logarithm base (static); None for nats.
 
     Returns:
@@ -355,6 +361,8 @@ def _entropy_jvp(names, primals, tangents):
     h, sm, s, log_s = _entropy_parts(z, mask, names)
     p = _probabilities(sm.e, s)
     grad = jnp.where(p > 0, -p * (sm.d - log_s + h), 0)
+    # A +inf or NaN logit: NaN throughout the row, as on one device.
+    grad = jnp.where(jnp.isnan(h), jnp.nan, grad)
     (dh,) = _row_sums(names, grad * dz)
     return h[..., 0], dh[..., 0]
 
@@ -382,8 +390,9 @@ def vocab_parallel_kl_divergence_from_logits(
         \frac{\partial D}{\partial b_k} = q_k - p_k,
 
     computed from three row sums over all shards. Classes with a -inf logit in ``a``
-    contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives
-    +inf. A fully masked row gives 0.
+    contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite, or a
+    +inf one, gives +inf. A fully masked row gives 0. Where D is NaN (a NaN logit, or +inf
+    in ``a``) the gradient in ``a`` is NaN throughout the row, as on one device.
 
     Args:
       p_logits: this device's shard of the reference distribution's logits, ``[..., V/n]``.
@@ -391,6 +400,9 @@ def vocab_parallel_kl_divergence_from_logits(
         shape.
       axis_name: the mesh axis name, or tuple of names, the classes are split over (static).
       where: optional boolean mask: this device's shard of a per-class mask, or per-row.
+        A shard that is both (``[V/n]`` on ``N = V/n`` rows) raises ValueError as
+        ambiguous: pass a per-class mask as ``[1, V]`` (split over the last axis) or a
+        per-row one as ``where[..., None]``.
       base: logarithm base (static); None for nats.
 
     Returns:
@@ -435,7 +447,8 @@ def vocab_parallel_kl_divergence_from_logits(
 def _kl_parts(a, b, mask, names):
     sa, sb = _Shifted(a, mask, names), _Shifted(b, mask, names)
     positive = sa.e != 0  # NaN included: a NaN logit must give NaN, not be dropped
-    cross = jnp.where(positive, sa.e * (sa.d - sb.d), 0)
+    # A +inf logit in b makes log s_b, and so D, +inf: kept out of the sum (inf - inf).
+    cross = jnp.where(positive, sa.e * (sa.d - jnp.where(sb.d == jnp.inf, 0, sb.d)), 0)
     s_a, s_b, c = _row_sums(names, sa.e, sb.e, cross)
     log_sa, log_sb = jnp.log(s_a), jnp.log(s_b)
     # sum_j p_j (d_a,j - log s_a - d_b,j + log s_b); +inf where q has no mass at all.
@@ -455,11 +468,16 @@ def _kl_jvp(names, primals, tangents):
     d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a, b, mask, names)
     p = _probabilities(sa.e, s_a)
     dd = jnp.zeros_like(a)
+    # As on one device: a row whose D is NaN has NaN gradients in a throughout, and one
+    # with a NaN sum (a NaN logit) has them in b too; a +inf logit only its own entry.
     if not is_zero(da):
         ratio = (sa.d - log_sa) - (sb.d - log_sb)
-        dd = dd + jnp.where(p != 0, p * (ratio - d), 0) * da
+        grad = jnp.where(p != 0, p * (ratio - d), 0)
+        dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
-        dd = dd + (_probabilities(sb.e, s_b) * jnp.where(s_a > 0, 1, 0) - p) * db
+        grad = _probabilities(sb.e, s_b) * jnp.where(s_a > 0, 1, 0) - p
+        nan_row = jnp.isnan(s_a) | (jnp.isnan(s_b) & (s_a != 0))
+        dd = dd + jnp.where(nan_row, jnp.nan, grad) * db
     (dd,) = _row_sums(names, dd)
     return d[..., 0], dd[..., 0]
 
@@ -610,7 +628,9 @@ def vocab_parallel_linear_softmax_cross_entropy(
         h_axes = jax.typeof(h).manual_axis_type.varying
         sum_axes = tuple(sorted(jax.typeof(target).manual_axis_type.varying - h_axes))
     cfg = _Config(args.cfg, sh.names, local * sh.size, sh.checked, sum_axes)
-    out = _fused(h, w, b, flat, target, cfg)
+    # Staged (jit) so that forward mode meets custom_vjp's own error even in an eager
+    # shard_map (whose eager evaluation of the linearized call fails to hash it).
+    out = jax.jit(_fused, static_argnums=5)(h, w, b, flat, target, cfg)
     if args.cfg.return_lse:
         return out[0].reshape(labels.shape), out[1].reshape(labels.shape)
     return out.reshape(labels.shape)
@@ -624,7 +644,8 @@ def _fused(h, w, b, status: LabelStatus, target, cfg: _Config):
 def _fused_fwd(h, w, b, status: LabelStatus, target, cfg: _Config):
     local = streaming.forward(h, w, b, target, cfg.streaming)
     # The per-shard log-sum-exps merged: lse = M + log sum_i exp(lse_i - M).
-    top = lax.pmax(local.lse, cfg.names)
+    # The shift is kept out of differentiation (``pmax`` has no derivative rule).
+    top = lax.pmax(lax.stop_gradient(local.lse), cfg.names)
     shift = finite_or_zero(top)
     parts = [jnp.exp(local.lse - shift), local.z_label]
     if cfg.streaming.opts.label_smoothing:
