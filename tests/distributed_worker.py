@@ -217,9 +217,11 @@ def parallel_calls(m, tokens, vocab) -> dict[str, Call]:
             h, w, y, bias=b, where=rows, chunk_size=3, token_chunk_size=5, **kw, **FUSED
         )
 
+    # A device's block is 16 x 16 on the (2, 4) mesh: a (16,) mask would fit both the rows and
+    # the classes, so the row mask is given its class axis.
     integer = smap(
         lambda z, y, rows, cw: je.parallel.vocab_parallel_softmax_cross_entropy(
-            z, y, where=rows, class_weights=cw, **kw, **OPTIONS
+            z, y, where=rows[:, None], class_weights=cw, **kw, **OPTIONS
         ),
         *(block, row, row, cols),
     )
@@ -230,7 +232,9 @@ def parallel_calls(m, tokens, vocab) -> dict[str, Call]:
         *(block, row, block),
     )
     entropy = smap(
-        lambda z, rows: je.parallel.vocab_parallel_entropy_from_logits(z, where=rows, base=2, **kw),
+        lambda z, rows: je.parallel.vocab_parallel_entropy_from_logits(
+            z, where=rows[:, None], base=2, **kw
+        ),
         *(block, row),
     )
     kl = smap(

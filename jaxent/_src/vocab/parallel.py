@@ -391,8 +391,9 @@ def vocab_parallel_kl_divergence_from_logits(
 
     computed from three row sums over all shards. Classes with a -inf logit in ``a``
     contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite, or a
-    +inf one, gives +inf. A fully masked row gives 0. Where D is NaN (a NaN logit, or +inf
-    in ``a``) the gradient in ``a`` is NaN throughout the row, as on one device.
+    +inf one, gives +inf, with every derivative 0 in that row. A fully masked row gives 0.
+    Where D is NaN (a NaN logit, or +inf in ``a``) the gradient in ``a`` is NaN throughout
+    the row, as on one device.
 
     Args:
       p_logits: this device's shard of the reference distribution's logits, ``[..., V/n]``.
@@ -468,14 +469,16 @@ def _kl_jvp(names, primals, tangents):
     d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a, b, mask, names)
     p = _probabilities(sa.e, s_a)
     dd = jnp.zeros_like(a)
-    # As on one device: a row whose D is NaN has NaN gradients in a throughout, and one
-    # with a NaN sum (a NaN logit) has them in b too; a +inf logit only its own entry.
+    # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
+    # NaN gradients in a throughout, and one with a NaN sum (a NaN logit) has them in b too.
     if not is_zero(da):
         ratio = (sa.d - log_sa) - (sb.d - log_sb)
         grad = jnp.where(p != 0, p * (ratio - d), 0)
+        grad = jnp.where(d == jnp.inf, 0, grad)
         dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
         grad = _probabilities(sb.e, s_b) * jnp.where(s_a > 0, 1, 0) - p
+        grad = jnp.where(d == jnp.inf, 0, grad)
         nan_row = jnp.isnan(s_a) | (jnp.isnan(s_b) & (s_a != 0))
         dd = dd + jnp.where(nan_row, jnp.nan, grad) * db
     (dd,) = _row_sums(names, dd)
