@@ -22,7 +22,7 @@ import numpy as np
 from . import arguments
 from .divergences import _pair
 from .numerics import is_zero
-from .softmax import ShiftedLogits
+from .softmax import ShiftedLogits, _p, _row_spec, _rows_stats, _upcast, class_masks
 
 # |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
 _NEAR = 0.25
@@ -268,7 +268,10 @@ def renyi_divergence(
     :math:`q_i = 0 < p_i` and :math:`\alpha \ge 1`; for :math:`\alpha < 1` such terms are 0
     (+inf if q is 0 on the whole support of p). A fully masked or all-zero ``p`` gives 0.
     Negative, NaN or +inf entries inside the mask give NaN; so does a traced negative or
-    NaN :math:`\alpha`.
+    NaN :math:`\alpha`. Where q's mass on the support of p is at most p's, the divergence
+    is at least :math:`D_0 \ge 0`, and a value that rounding leaves below 0 (identical
+    inputs give a few ulps below) is returned as 0 with gradient 0; incomplete
+    distributions with more mass in q keep their negative values.
 
     Gradients: exact where finite. In :math:`p_i = 0`, where the one-sided slope
     :math:`-1/((\alpha - 1) \sum p)` is finite (:math:`\alpha > 1`, :math:`q_i > 0`), that
@@ -324,7 +327,13 @@ def renyi_divergence(
     both = (x > 0) & (y > 0)
     log_ratio = jnp.log(jnp.where(both, x, 1)) - jnp.log(jnp.where(both, y, 1))
     v = jnp.where(both, log_ratio, jnp.where(y > 0, -jnp.inf, jnp.inf))
-    d = log_power_mean(jnp.where(x >= 0, x, 0), v, beta)
+    w = jnp.where(x >= 0, x, 0)
+    d = log_power_mean(w, v, beta)
+    # D >= D_0 = -log(Q / P) >= 0 where q's mass Q on the support of p is at most p's mass
+    # P: a value below 0 there is rounding, held at 0 (gradient 0). Elsewhere (incomplete
+    # distributions, Q > P) the divergence can be truly negative and is left as computed.
+    mass_q = jnp.sum(jnp.where(w > 0, y, 0), -1)
+    d = jnp.where((d < 0) & (mass_q <= jnp.sum(w, -1)), 0, d)
     d = jnp.where(_invalid(x, y) | ~(a >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
 
@@ -350,7 +359,15 @@ def renyi_divergence_from_logits(
     :math:`\alpha = 1` without 0/0. Classes with a -inf logit in ``a`` take no part and get
     gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives +inf for
     :math:`\alpha \ge 1` and takes no part below 1. A fully masked row gives 0; a +inf or
-    NaN allowed logit gives NaN.
+    NaN allowed logit gives NaN. A value that rounding leaves below 0 (identical inputs) is
+    returned as 0, with gradient 0.
+
+    Memory: this one is not fused. The power mean takes a different form near
+    :math:`\alpha = 1` (a series without 0/0), away from it (a log-sum-exp) and at
+    :math:`\alpha = \infty` (a maximum), selected per example from a traced order, and
+    its derivative rule works on the whole softmaxes: the compiler's temp memory is one to
+    three float32 copies of the logits (measured on the CPU at [2048, 4096]; see the
+    ``measures_logits`` benchmark), where the other functions on logits keep under 1%.
 
     Args:
       p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
@@ -387,6 +404,8 @@ def renyi_divergence_from_logits(
     positive = sa.p != 0  # NaN included: a NaN logit must give NaN
     v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
     d = log_power_mean(jnp.where(positive, sa.p, 0), v, beta)
+    # Two distributions: D >= 0, and a value below 0 is rounding, held at 0 (gradient 0).
+    d = jnp.where(d < 0, 0, d)
     d = jnp.where(~(order_ >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
 
@@ -433,6 +452,14 @@ def _js_bracket(d: jax.Array) -> jax.Array:
     return jnp.where(small, series, xlog(dl) + xlog(-dl))
 
 
+def _js_slope(x: jax.Array, y: jax.Array) -> jax.Array:
+    """d/dx of a Jensen-Shannon term: log(2x/(x + y)) / 2 = log1p(d) / 2; reported as 0 at
+    x = 0, where it diverges."""
+    ok = x > 0
+    d = jnp.where(ok, (x - y) / jnp.where(ok, x + y, 1), 0)
+    return jnp.where(ok, 0.5 * jnp.log1p(d), 0)
+
+
 @jax.custom_jvp
 def _js_terms(p: jax.Array, q: jax.Array) -> jax.Array:
     r"""The Jensen-Shannon terms :math:`\tfrac12[p \log(p/m) + q \log(q/m)]`, m = (p+q)/2.
@@ -450,14 +477,7 @@ def _js_terms(p: jax.Array, q: jax.Array) -> jax.Array:
 @_js_terms.defjvp
 def _js_terms_jvp(primals, tangents):
     (p, q), (dp, dq) = primals, tangents
-
-    def slope(x, y):
-        # d/dx = log(2x/(x + y)) / 2 = log1p(d) / 2; reported as 0 at x = 0, where it diverges.
-        ok = x > 0
-        d = jnp.where(ok, (x - y) / jnp.where(ok, x + y, 1), 0)
-        return jnp.where(ok, 0.5 * jnp.log1p(d), 0)
-
-    return _js_terms(p, q), slope(p, q) * dp + slope(q, p) * dq
+    return _js_terms(p, q), _js_slope(p, q) * dp + _js_slope(q, p) * dq
 
 
 _js_terms_compiled = jax.jit(_js_terms)  # one compilation for eager calls, not one per op
@@ -539,6 +559,13 @@ def js_divergence_from_logits(
     other distribution and gets gradient 0. A fully masked row, or two all -inf rows, give 0;
     a +inf or NaN allowed logit gives NaN.
 
+    Memory: the logits are read as they are (half precision upcast inside the pass), a
+    block of rows at a time: the row maxima, sums and the divergence with the per-row sums
+    of its slopes come from one pass, and the derivative rule writes each gradient in one
+    elementwise pass from the logits and those per-row values. The compiler's temp memory
+    stays under 1% of the logits (float32; for bfloat16, the one float32 copy that the
+    shared row-block passes make, as in ``kl_divergence_from_logits``).
+
     Args:
       p_logits: logits of p, shape ``[..., K, ...]``.
       q_logits: logits of q, the same shape.
@@ -560,10 +587,82 @@ def js_divergence_from_logits(
       >>> print(f"{je.js_divergence_from_logits(a, b, base=2):.4f}")
       1.0000
     """
-    a, b, mask, _ = _logit_pair(p_logits, q_logits, axis, where)
-    dtype = arguments.compute_dtype(a, b)
-    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
-    return arguments.in_base(jnp.sum(_js_terms_compiled(sa.p, sb.p), -1), base)
+    p_logits = arguments.as_array(p_logits, "p_logits")
+    q_logits = arguments.as_array(q_logits, "q_logits")
+    arguments.require_float(q_logits, "q_logits")
+    arguments.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
+    ca = arguments.ClassAxis(p_logits, axis, where, name="p_logits")
+    ln_b = arguments.log_base(base)
+    # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
+    mask, skip = class_masks(ca, where)
+    spec, (a, b), mask, moved = _row_spec(ca.z, mask, ca.axis, (ca.z, ca.layout(q_logits)))
+    if moved and skip is not None:
+        skip = jnp.moveaxis(skip, ca.axis, -1)
+    js = _js_logits(spec, a, b, mask, skip)
+    return js if ln_b is None else js / ln_b
+
+
+def _p_apart(zf: jax.Array, m: jax.Array, s: jax.Array) -> jax.Array:
+    """``softmax._p`` (the softmax from the row shift m and sum s) written differently, so
+    that the compiler does not merge the two; the same value up to rounding."""
+    m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
+    log_s = jnp.where(s != 0, jnp.log(jnp.where(s != 0, s, 1)), jnp.inf)
+    return jnp.exp((zf - m_apart) - log_s)
+
+
+def _js_stats(axis, a, b, mask):
+    """Per-row (m_a, s_a, m_b, s_b, JS, sum p g_a, sum q g_b) of a block of rows."""
+    sa, sb = ShiftedLogits(a, mask, axis), ShiftedLogits(b, mask, axis)
+    js = jnp.sum(_js_terms(sa.p, sb.p), axis, keepdims=True)
+    ga = jnp.sum(sa.p * _js_slope(sa.p, sb.p), axis, keepdims=True)
+    gb = jnp.sum(sb.p * _js_slope(sb.p, sa.p), axis, keepdims=True)
+    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), js, ga, gb
+
+
+def _js_parts(spec, a, b, mask, skip):
+    ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
+    stats = _rows_stats(_js_stats, (a, b), mask, spec.axis, ct, spec.blocked)
+    js = stats[4]
+    if skip is not None:
+        js = jnp.where(skip, 0, js)
+    return (ct, *stats[:4], js, *stats[5:])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _js_logits(spec, a, b, mask, skip):
+    return jnp.squeeze(_js_parts(spec, a, b, mask, skip)[5], spec.axis)
+
+
+def _js_logits_jvp(spec, primals, tangents):
+    a, b, mask, skip = primals
+    da, db = tangents[:2]
+    ct, ma, sa, mb, sb, js, ga, gb = _js_parts(spec, a, b, mask, skip)
+    out = jnp.squeeze(js, spec.axis)
+    dout = jnp.zeros_like(out)
+    af, bf = _upcast(a, ct), _upcast(b, ct)
+    if mask is not None:
+        af = jnp.where(mask, af, -jnp.inf)
+        bf = jnp.where(mask, bf, -jnp.inf)
+
+    def kept(x):
+        return x if skip is None else jnp.where(skip, 0, x)
+
+    # dJS/da_k = p_k (g_k - sum_j p_j g_j), g_k = log(2 p_k / (p_k + q_k)) / 2; alike in b.
+    # Each softmax is written elementwise from the per-row shift and sum, and written
+    # differently for the two gradients, so that each gradient's pass computes both itself
+    # rather than sharing them through a stored copy.
+    if not is_zero(da):
+        p, q = _p(af, ma, sa), _p_apart(bf, mb, sb)
+        coef = kept(p * (_js_slope(p, q) - ga))
+        dout = dout + jnp.sum(coef * da.astype(ct), axis=spec.axis)
+    if not is_zero(db):
+        p, q = _p_apart(af, ma, sa), _p(bf, mb, sb)
+        coef = kept(q * (_js_slope(q, p) - gb))
+        dout = dout + jnp.sum(coef * db.astype(ct), axis=spec.axis)
+    return out, dout
+
+
+_js_logits.defjvp(_js_logits_jvp, symbolic_zeros=True)
 
 
 # Total variation and Hellinger.
