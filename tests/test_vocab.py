@@ -22,8 +22,8 @@ from helpers import check_traced_once
 
 import jaxent as je
 from benchmarks import harness
-from jaxent._src.vocab import dense_linear_softmax_cross_entropy
-from jaxent._src.vocab.streaming import default_chunk_sizes
+from jaxent._src.vocab import dense_linear_softmax_cross_entropy, streaming
+from jaxent._src.vocab.streaming import bounded_chunk_sizes, default_chunk_sizes
 
 OPTIONS = {
     "plain": {},
@@ -315,6 +315,41 @@ def test_default_sizes():
     assert default_chunk_sizes(2048, 32768, 512) == (2048, 2048)
     assert default_chunk_sizes(100_000, 1000, 64) == (1000, 4194)
     assert default_chunk_sizes(10, 50, 8) == (50, 10)
+
+
+@pytest.mark.parametrize("costs", [streaming.BY_TILE_COSTS, streaming.BY_CHUNK_COSTS])
+def test_bounded_sizes_fit_one_percent_of_the_logits(costs):
+    # The modelled scratch D (a C + b T) + T C of the chosen blocks is within
+    # max(1% of N V, 2^20) elements wherever 128 x 128 blocks are, and no block is larger
+    # than default_chunk_sizes makes it; sizes are multiples of 128, N or V.
+    a, b = costs
+    for n, v, d in [
+        (8192, 32000, 4096),
+        (65536, 32000, 4096),
+        (8192, 32000, 512),
+        (2048, 32768, 512),
+        (256, 4096, 128),
+        (100_000, 1000, 64),
+        (300, 3000, 64),
+        (24, 5, 6),
+        (1024, 32000, 4096),
+    ]:
+        chunk, tile = bounded_chunk_sizes(n, v, d, costs=costs)
+        budget = max(n * v // 100, 2**20)
+        scratch = d * (a * chunk + b * tile) + tile * chunk
+        assert scratch <= budget or (chunk, tile) == (128, 128), (n, v, d, chunk, tile)
+        cap_chunk = default_chunk_sizes(n, v, d)[0]
+        assert chunk <= cap_chunk and tile <= max(n, 1)
+        assert chunk in (v,) or chunk % 128 == 0
+        assert tile in (n,) or tile % 128 == 0
+    assert bounded_chunk_sizes(8192, 32000, 4096, costs=(1, 3)) == (128, 128)
+    # Small problems keep the unbounded defaults' blocks.
+    assert bounded_chunk_sizes(256, 4096, 128, costs=(1, 3)) == (2048, 256)
+    # An even split: 1000 classes in two chunks of 512, not 896 and a shifted 896.
+    assert bounded_chunk_sizes(100_000, 1000, 64, costs=(1, 3))[0] == 512
+    # A size passed is kept and the other fitted to it.
+    assert bounded_chunk_sizes(8192, 32000, 512, costs=(1, 3), chunk_size=128) == (128, 1408)
+    assert bounded_chunk_sizes(8192, 32000, 512, costs=(1, 3), token_chunk_size=64)[1] == 64
 
 
 @pytest.mark.parametrize(

@@ -540,11 +540,21 @@ def vocab_parallel_linear_softmax_cross_entropy(
     hidden states' gradient, summed over the shards exactly once. Under ``check_vma=True``
     that sum is taken a ``[T, D]`` token tile at a time, so memory per device is about that
     of ``linear_softmax_cross_entropy`` on a ``[D, V/n]`` weight (under ``check_vma=False``
-    ``shard_map`` sums the whole ``[N, D]`` gradient, one more such buffer). At N = 8192,
-    V = 256000, D = 4096 in float32 on 8 shards, the compiler's temp memory for
-    ``value_and_grad`` is 8.2 MiB per device with 128 x 128 blocks and 68.2 MiB with the
-    default ones, against 1000 MiB for each device's share of the logits (compiled, not
-    run, on the CPU backend; ``tests/test_parallel.py`` guards the first).
+    ``shard_map`` sums the whole ``[N, D]`` gradient, one more such buffer).
+
+    The default blocks are chosen from N, V/n and D to keep their scratch within 1% of
+    this device's ``[N, V/n]`` logits, as large as that allows: modelling the compiler's
+    scratch of ``[T, C]`` blocks as :math:`S = D\,(a C + b T) + T C` elements
+    (:math:`(a, b) = (1, 3)` for the tile-by-tile backward pass of ``check_vma=True``,
+    :math:`(3, 2)` for the chunk-by-chunk one), T = C = the largest multiple of 128 with
+    :math:`S \le \max(N V / 100 n, 2^{20})` (4 MiB in float32 for small problems); when
+    N (or V/n) is smaller, T = N (C = V/n) and the other side takes the rest. No block is
+    smaller than 128 (or N, V/n), nor larger than ``linear_softmax_cross_entropy``'s
+    defaults. At N = 8192, V = 256000, D = 4096 in float32 on 8 shards that is 128 x 128
+    blocks, and the compiler's temp memory for ``value_and_grad`` is 8.2 MiB per device,
+    0.82% of each device's 1000 MiB share of the logits (the single-device defaults,
+    1024 x 1024, would need 68.2 MiB); compiled, not run, on the CPU backend, and
+    ``tests/test_parallel.py`` guards < 1%.
 
     Args:
       hidden: the last hidden states, ``[..., D]``, floating dtype, replicated over
@@ -553,8 +563,10 @@ def vocab_parallel_linear_softmax_cross_entropy(
       labels: GLOBAL class indices in ``[0, V)``, ``hidden``'s shape without ``D``.
       axis_name: the mesh axis name, or tuple of names, the vocabulary is split over (static).
       bias: this device's shard of the output bias, ``[V/n]``, or None.
-      chunk_size: vocabulary columns per chunk within the shard (static), or None.
-      token_chunk_size: tokens per tile (static), or None.
+      chunk_size: vocabulary columns per chunk within the shard (static), or None for
+        the default above (fitted to ``token_chunk_size`` when that is given).
+      token_chunk_size: tokens per tile (static), or None for the default above (fitted
+        to ``chunk_size`` when that is given).
       ignore_index: a label value marking tokens to skip (static), or None.
       label_smoothing: :math:`\epsilon \in [0, 1)` (static), spread over all V classes.
       z_loss: :math:`\zeta \ge 0` (static).
@@ -630,7 +642,17 @@ def vocab_parallel_linear_softmax_cross_entropy(
     if sh.checked:
         h_axes = jax.typeof(h).manual_axis_type.varying
         sum_axes = tuple(sorted(jax.typeof(target).manual_axis_type.varying - h_axes))
-    cfg = _Config(args.cfg, sh.names, local * sh.size, sh.checked, sum_axes)
+    # Default blocks within 1% of this shard's [N, V/n] logits, for the backward order used.
+    chunk, tile = streaming.bounded_chunk_sizes(
+        n,
+        local,
+        d,
+        costs=streaming.BY_TILE_COSTS if sum_axes else streaming.BY_CHUNK_COSTS,
+        chunk_size=chunk_size,
+        token_chunk_size=token_chunk_size,
+    )
+    sc = args.cfg._replace(chunk=chunk, tile=tile)
+    cfg = _Config(sc, sh.names, local * sh.size, sh.checked, sum_axes)
     # Staged (jit) so that forward mode meets custom_vjp's own error even in an eager
     # shard_map (whose eager evaluation of the linearized call fails to hash it).
     out = jax.jit(_fused, static_argnums=5)(h, w, b, flat, target, cfg)

@@ -68,6 +68,90 @@ def _default_tile(num_tokens: int, chunk: int, features: int) -> int:
     return max(1, min(num_tokens, max(MIN_TILE, tile)))
 
 
+#: The bounded sizes keep the blocks' scratch within this percentage of the logits...
+SCRATCH_PERCENT = 1
+#: ...or within this many elements (4 MiB in float32), when that is more.
+MIN_SCRATCH = 2**20
+#: The bounded sizes are multiples of this (or all N tokens, all V classes), never less.
+BLOCK_ALIGN = 128
+#: Scratch per element of D of the two backward orders, (per chunk column, per tile row):
+#: the vocabulary-parallel pass (tiles outside, chunks inside) holds one ``[D, C]`` and
+#: three ``[T, D]`` buffers, the single-device pass (chunks outside) three and two.
+BY_TILE_COSTS = (1, 3)
+BY_CHUNK_COSTS = (3, 2)
+
+
+def bounded_chunk_sizes(
+    num_tokens: int,
+    vocab_size: int,
+    features: int,
+    *,
+    costs: tuple[int, int],
+    chunk_size: int | None = None,
+    token_chunk_size: int | None = None,
+) -> tuple[int, int]:
+    r"""The vocabulary chunk C and token tile T whose scratch fits in 1% of the logits.
+
+    The compiler's scratch for ``[T, C]`` blocks is modelled as
+    :math:`S(T, C) = D\,(a C + b T) + T C` elements (``costs`` :math:`= (a, b)`, measured
+    with ``memory_analysis()`` on the CPU backend: (1, 3) for the backward pass that loops
+    over token tiles outside, (3, 2) for the one that loops over chunks outside), against
+    a budget of :math:`B = \max(N V / 100, 2^{20})` elements: 1% of the ``[N, V]`` logits,
+    or 4 MiB in float32 for small problems, where blocks that small would only be slow.
+    Square blocks come first: :math:`T = C = s`, the largest multiple of 128 with
+    :math:`S(s, s) \le B`; when N (or V) is smaller than s, T = N (C = V) and the other
+    side takes the rest of the budget, in multiples of 128. Neither exceeds
+    ``default_chunk_sizes`` (larger blocks are no faster), and neither is less than 128
+    (or N, V): where even 128 x 128 blocks exceed B, those are used. A size passed as
+    ``chunk_size`` or ``token_chunk_size`` is kept and the other one fitted to it.
+
+    At N = 8192, V = 32000 (256000 classes on 8 devices), D = 4096 that is 128 x 128
+    blocks; at N = 256, V = 4096, D = 128, 256 x 2048, the unbounded defaults.
+    """
+    n, v, d = num_tokens, vocab_size, features
+    a, b = costs
+    budget = max(n * v * SCRATCH_PERCENT // 100, MIN_SCRATCH)
+    cap = default_chunk_sizes(n, v, d)[0]
+
+    def aligned(x: int, total: int, limit: int) -> int:
+        return max(1, min(total, limit, max(BLOCK_ALIGN, x // BLOCK_ALIGN * BLOCK_ALIGN)))
+
+    def widest(tile: int) -> int:
+        return aligned((budget - b * d * tile) // (a * d + tile), v, cap)
+
+    def longest(chunk: int) -> int:
+        t = (budget - a * d * chunk) // (b * d + chunk)
+        return aligned(t, n, _default_tile(n, chunk, d))
+
+    if chunk_size is not None and token_chunk_size is not None:
+        return min(v, chunk_size), max(1, min(n, token_chunk_size))
+    if chunk_size is not None:
+        return min(v, chunk_size), _even(longest(min(v, chunk_size)), n)
+    if token_chunk_size is not None:
+        tile = max(1, min(n, token_chunk_size))
+        return _even(widest(tile), v), tile
+    # The square side s: s^2 + (a + b) D s <= B.
+    s = (math.isqrt(((a + b) * d) ** 2 + 4 * budget) - (a + b) * d) // 2
+    s = max(BLOCK_ALIGN, s // BLOCK_ALIGN * BLOCK_ALIGN)
+    if n <= s:
+        chunk, tile = widest(n), n
+    elif v <= s:
+        chunk, tile = v, longest(v)
+    else:
+        chunk = min(s, cap)
+        tile = min(s, _default_tile(n, chunk, d))
+    return _even(chunk, v), _even(tile, n)
+
+
+def _even(size: int, total: int) -> int:
+    """``size`` shrunk, in multiples of 128, to split ``total`` into as many blocks as
+    evenly as it can (1000 in two blocks of 512, not 896 and a shifted 896)."""
+    if size >= total:
+        return size
+    per_block = -(-total // block_count(total, size))
+    return min(size, -(-per_block // BLOCK_ALIGN) * BLOCK_ALIGN)
+
+
 class _Config(NamedTuple):
     """Static options of the loss (hashable: the custom_vjp's nondiff argument)."""
 
