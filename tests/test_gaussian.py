@@ -435,3 +435,39 @@ def test_static_argument_checks():
         je.gaussian_kl_diag(*(jnp.array(0.0),) * 4)
     with pytest.raises(TypeError, match="`mean_q` must be an array"):
         je.gaussian_kl_diag(m, m, "0", m)
+
+
+def test_kl_keeps_relative_accuracy_for_tiny_log_variance_gaps():
+    """e^d - 1 - d for |d| down to 1e-6: the difference expm1(d) - d alone keeps only
+    eps / |d| of relative accuracy (9% at 1e-6 in float32). The diagonal form takes d as
+    given (float32); the full form's d comes from the factorisation, which rounds it by
+    about eps absolutely (float64 here, where that is 2e-10 of d at 1e-6)."""
+    z1 = jnp.zeros(1, jnp.float32)
+    for gap in (1e-2, 1e-4, 1e-6, -1e-6, -0.7, 0.9):
+        d = jnp.asarray([gap], jnp.float32)
+        want = 0.5 * mp_expm1_minus_identity(np.float64(d[0]))
+        np.testing.assert_allclose(je.gaussian_kl_diag(z1, d, z1, z1), want, rtol=2e-6)
+        cov = np.exp(np.array([[gap]]))
+        want = 0.5 * mp_expm1_minus_identity(np.log(cov[0, 0]))
+        np.testing.assert_allclose(
+            je.gaussian_kl(np.zeros(1), cov, np.zeros(1), np.eye(1)), want, rtol=1e-9
+        )
+
+
+def mp_expm1_minus_identity(x: float) -> float:
+    import mpmath
+
+    with mpmath.workdps(50):
+        return float(mpmath.expm1(mpmath.mpf(x)) - mpmath.mpf(x))
+
+
+def test_kl_diag_finite_up_to_the_largest_float():
+    """A log-variance gap of 89 in float32: e^89 / 2 = 2.2e38 is finite, though e^89 is not;
+    the value and its derivative are finite."""
+    z1 = jnp.zeros(1, jnp.float32)
+    lv = jnp.array([89.0], jnp.float32)
+    v = je.gaussian_kl_diag(z1, lv, z1, z1)
+    want = 0.5 * (math.exp(89.0) - 1 - 89.0)
+    np.testing.assert_allclose(v, want, rtol=1e-6)
+    g = jgrad(lambda a: je.gaussian_kl_diag(z1, a, z1, z1))(lv)
+    np.testing.assert_allclose(g, 0.5 * math.expm1(89.0), rtol=1e-6)

@@ -411,3 +411,25 @@ def test_dtype_contract(dtype):
 
 
 PublicFunctionTest = helpers.public_function_tests(PUBLIC, seed=80)
+
+
+def test_invalid_examples_have_nan_gradients_too():
+    """An invalid label or probability gives NaN in the value and in that example's
+    gradient (reverse and forward mode), as the cross-entropy does; the other examples
+    keep their finite gradients."""
+    p = jnp.array([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]])
+    cases = (
+        (p, jnp.array([3, 1, 0])),  # a label out of range
+        (p, jnp.array([-2, 1, 0])),
+        (p.at[0, 0].set(1.1), jnp.array([0, 1, 0])),  # a probability out of range
+    )
+    for x, y in cases:
+        g = jgrad(lambda q, y=y: je.brier_score(q, y).sum())(x)
+        assert np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1:])), g
+        jf = jax.jacfwd(lambda q, y=y: je.brier_score(q, y))(x)
+        assert np.all(np.isnan(jf[0, 0])) and np.all(np.isfinite(jf[1:, 1:])), jf
+        for fn in (je.expected_calibration_error, je.maximum_calibration_error):
+            f = partial(fn, num_bins=4)
+            assert np.isnan(f(x, y))
+            g = jgrad(lambda q, y=y, f=f: f(q, y))(x)
+            assert np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1:])), (fn, g)

@@ -121,6 +121,7 @@ class _Bins:
         conf = jnp.max(p, axis=-1)
         correct = (jnp.argmax(p, axis=-1) == status.target) & status.counted
         self.poisoned = jnp.any(status.invalid | bad, axis=-1)
+        self.poison = _poison(status.invalid | bad, p)
         edges = jnp.asarray(np.arange(b + 1) / b, dtype)
         index = jnp.sum(conf[..., None] >= edges, axis=-1) - 1
         onehot = (index[..., None] == jnp.arange(b + 1)) & keep[..., None]
@@ -135,7 +136,16 @@ class _Bins:
 
     def finish(self, value: jax.Array) -> jax.Array:
         """NaN where an example is invalid or none is left."""
-        return jnp.where(self.poisoned | (self.n == 0), jnp.nan, value)
+        value = jnp.where(self.poisoned | (self.n == 0), jnp.nan, value)
+        return value + jnp.sum(self.poison, axis=-1)
+
+
+def _poison(rows: jax.Array, x: jax.Array, axis: int = -1) -> jax.Array:
+    """Per row, NaN times the row's sum of ``x`` where ``rows`` holds, else 0: added to a
+    value that is NaN there, it gives those rows NaN derivatives (reverse and forward
+    mode), as an invalid example's gradient is in every jaxent function; 0 elsewhere."""
+    scale = jnp.where(rows, jnp.nan, 0).astype(x.dtype)
+    return scale * jnp.sum(jnp.where(jnp.expand_dims(rows, axis), x, 0), axis=axis)
 
 
 _CALIBRATION_DOC = r"""
@@ -153,7 +163,9 @@ _CALIBRATION_DOC = r"""
 
     Examples excluded by ``where`` take no part, whatever they hold. NaN comes back where
     an example that takes part has a label outside ``[0, K)`` or probabilities that are
-    NaN or outside [0, 1], and where no example takes part (the average is undefined).
+    NaN or outside [0, 1] (the gradient is NaN in such an example, reverse and forward
+    mode, and finite in the others), and where no example takes part (the average is
+    undefined).
     Probabilities are used as given (rows need not sum to 1; logits are not detected and
     converted, as torchmetrics does for values outside [0, 1]: they give NaN). The value
     is piecewise differentiable in ``probs`` (the bin assignment is piecewise constant).
@@ -273,7 +285,8 @@ def brier_score(
     per example, in [0, 2] for a probability vector. Masked-out classes take no part (a
     label naming one contributes only the other classes' :math:`p_j^2`); a masked-out
     example gives 0 with gradient 0, whatever it holds. A label outside ``[0, K)`` or a
-    probability that is NaN or outside [0, 1] gives NaN. The gradient is
+    probability that is NaN or outside [0, 1] gives NaN, in the value and in that
+    example's gradient (reverse and forward mode). The gradient is
     :math:`2 (p - e_c)`.
 
     This is Brier's original score, summed over the classes; averaged over examples it
@@ -328,9 +341,11 @@ def brier_score(
     keep = keep if ca.mask is None else keep & ca.mask
     # Excluded entries are read as 0 before any arithmetic, so that even NaN there takes
     # no part in the value or the gradient.
-    x = jnp.where(keep, ca.z.astype(dtype), 0)
-    x = jnp.where((x < 0) | (x > 1), jnp.nan, x)
+    given = jnp.where(keep, ca.z.astype(dtype), 0)
+    outside = (given < 0) | (given > 1)
+    x = jnp.where(outside, jnp.nan, given)
     classes = jax.lax.broadcasted_iota(jnp.int32, x.shape, ca.axis)
     hit = (classes == ca.expand(status.target)).astype(dtype)
     score = jnp.sum(jnp.where(keep, (x - hit) ** 2, 0), axis=ca.axis)
-    return jnp.where(status.invalid, jnp.nan, score)
+    bad = status.invalid | jnp.any(outside | jnp.isnan(given), axis=ca.axis)
+    return jnp.where(status.invalid, jnp.nan, score) + _poison(bad, given, ca.axis)
