@@ -420,6 +420,23 @@ def test_mask_both_per_example_and_per_class_is_ambiguous():
     np.testing.assert_array_equal(je.entropy_from_logits(z[:2], where=keep[:2])[1], 0)
 
 
+def test_ambiguous_mask_message_names_the_fix_for_every_reduced_axis():
+    # Tables [N, X, Y] with N == X == Y: the hint inserts both table axes, and following it
+    # masks whole tables; a class axis that is not last is inserted where it is.
+    joint = jnp.full((3, 3, 3), 1 / 9)
+    keep = jnp.array([True, False, True])
+    for fn in (je.joint_entropy, je.mutual_information, je.normalized_mutual_information):
+        with pytest.raises(ValueError, match=r"is ambiguous") as err:
+            fn(joint, where=keep)
+        assert "where[..., None, None]" in str(err.value), err.value
+        got = fn(joint, where=keep[:, None, None])
+        np.testing.assert_array_equal(got[::2], fn(joint)[::2])
+        np.testing.assert_array_equal(got[1], 0)
+    z = jnp.arange(27.0).reshape(3, 3, 3)
+    with pytest.raises(ValueError, match=r"jnp.expand_dims\(where, \(1,\)\)"):
+        je.entropy_from_logits(z, axis=1, where=jnp.ones((3, 3), bool))
+
+
 # Tuple axes flatten in the order given, as optax does.
 
 

@@ -175,12 +175,19 @@ def normalize_where(
         as_rows = np.expand_dims(np.empty(mask.shape, bool), axes).shape
         explicit = (1,) * (len(shape) - mask.ndim) + mask.shape
         if ok and _long_axes(as_rows) != _long_axes(explicit):
+            n = len(shape)
+            trailing = sorted(a % n for a in axes) == list(range(n - len(axes), n))
+            insert = (
+                f"where[..., {', '.join(['None'] * len(axes))}]"
+                if trailing
+                else f"jnp.expand_dims(where, {tuple(axes)})"
+            )
             raise ValueError(
                 f"`where` of shape {mask.shape} is ambiguous for an input of shape "
                 f"{tuple(shape)}: it is the per-example shape and also broadcasts over the "
-                "class axis. Pass `where[..., None]` (the class axis inserted) to mask whole "
-                f"examples, or a mask with the class axis explicit (shape {explicit}) to "
-                "mask classes."
+                f"reduced axes {tuple(axes)}. Pass `{insert}` (shape {as_rows}, the reduced "
+                f"axes inserted) to mask whole examples, or a mask with those axes explicit "
+                f"(shape {explicit}) to mask entries."
             )
         return Mask(jnp.broadcast_to(jnp.expand_dims(mask, axes), shape), mask)
     if not ok:
