@@ -19,6 +19,16 @@ _SCRIPT = textwrap.dedent(
 
     assert jax.device_count() == 8
 
+    @jax.jit
+    def dense_streaming(h, w, b, lab, m):
+        def dense(h, w, b):
+            z = h @ w + b
+            loss = je.softmax_cross_entropy_with_integer_labels(
+                z, lab, where=m, ignore_index=-100)
+            return (loss + 0.1 * jax.nn.logsumexp(z, -1) ** 2).sum()
+
+        return jax.value_and_grad(dense, argnums=(0, 1, 2))(h, w, b)
+
     def streaming(mesh, shape, hspec, **kw):
         kh, kw_, kl, kb, km = jax.random.split(jax.random.key(0), 5)
         h = jax.random.normal(kh, (*shape, 32))
@@ -27,14 +37,7 @@ _SCRIPT = textwrap.dedent(
         lab = jax.random.randint(kl, shape, 0, 100)
         lab = jnp.where(jax.random.bernoulli(km, 0.2, shape), -100, lab)
         m = jax.random.bernoulli(km, 0.8, shape)
-
-        def dense(h, w, b):
-            z = h @ w + b
-            loss = je.softmax_cross_entropy_with_integer_labels(
-                z, lab, where=m, ignore_index=-100)
-            return (loss + 0.1 * jax.nn.logsumexp(z, -1) ** 2).sum()
-
-        want = jax.value_and_grad(dense, argnums=(0, 1, 2))(h, w, b)
+        want = dense_streaming(h, w, b, lab, m)  # one compilation per shape
         tok = NamedSharding(mesh, P(*hspec[:-1]))
         with jax.set_mesh(mesh):
             h = jax.device_put(h, NamedSharding(mesh, hspec))
@@ -77,20 +80,25 @@ _SCRIPT = textwrap.dedent(
             "probs": lambda z, q, t, y, rows: je.kl_divergence(jax.nn.softmax(z), t),
         }
         args = (q, t, y, rows)
-        for name, f in calls.items():
-            want = jax.value_and_grad(lambda z: f(z, *args).sum())(z)
-            for spec in specs:
-                with jax.set_mesh(mesh):
-                    row_spec = NamedSharding(mesh, P(spec[0]))
-                    zs, qs, ts = jax.device_put((z, q, t), NamedSharding(mesh, spec))
-                    ys, rs = jax.device_put((y, rows), row_spec)
-                    sharded = (qs, ts, ys, rs)
-                    got = jax.jit(jax.value_and_grad(lambda z: f(z, *sharded).sum()))(zs)
-                    per_row = jax.jit(f)(zs, *sharded)
-                np.testing.assert_allclose(got[0], want[0], rtol=2e-5, err_msg=name)
-                np.testing.assert_allclose(got[1], want[1], rtol=2e-5, atol=1e-6, err_msg=name)
-                np.testing.assert_allclose(per_row, f(z, *args), rtol=2e-5, atol=1e-6)
-                assert jax.typeof(got[1]).sharding.spec == jax.typeof(zs).sharding.spec, name
+
+        @jax.jit
+        def every_call(z, *args):
+            # value, gradient and per-row values of every function: one compiled call
+            return [(*jax.value_and_grad(lambda z: f(z, *args).sum())(z), f(z, *args))
+                    for f in calls.values()]
+
+        want = every_call(z, *args)
+        for spec in specs:
+            with jax.set_mesh(mesh):
+                row_spec = NamedSharding(mesh, P(spec[0]))
+                zs, qs, ts = jax.device_put((z, q, t), NamedSharding(mesh, spec))
+                ys, rs = jax.device_put((y, rows), row_spec)
+                got = every_call(zs, qs, ts, ys, rs)
+            for name, (v, g, per_row), (v_w, g_w, per_row_w) in zip(calls, got, want):
+                np.testing.assert_allclose(v, v_w, rtol=2e-5, err_msg=name)
+                np.testing.assert_allclose(g, g_w, rtol=2e-5, atol=1e-6, err_msg=name)
+                np.testing.assert_allclose(per_row, per_row_w, rtol=2e-5, atol=1e-6, err_msg=name)
+                assert jax.typeof(g).sharding.spec == jax.typeof(zs).sharding.spec, name
 
     for axis_type in (AxisType.Explicit, AxisType.Auto):
         m1 = jax.make_mesh((8,), ("data",), axis_types=(axis_type,))
