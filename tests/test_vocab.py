@@ -71,9 +71,8 @@ def _problem(seed, batch, d, v, dtype, scale, opts):
     )
 
 
-def _value_and_grads(fn, hidden, weight, labels, kwargs, cot, cot_lse, upcast=False):
-    """Weighted sum of the per-token losses (and lse) and its gradients in h, W, b."""
-    bias = kwargs.get("bias")
+def _objective(fn, labels, kwargs, cot, cot_lse):
+    """The weighted sum of the per-token losses (and lse), as a function of h, W, b."""
     rest = {k: x for k, x in kwargs.items() if k != "bias"}
 
     def total(h, w, b):
@@ -83,11 +82,31 @@ def _value_and_grads(fn, hidden, weight, labels, kwargs, cot, cot_lse, upcast=Fa
             return jnp.sum(loss * cot) + jnp.sum(lse * cot_lse)
         return jnp.sum(out * cot)
 
-    args = (hidden, weight, bias)
+    return total
+
+
+def _many_values_and_grads(fn, problems, upcast=False):
+    """The objective's value and gradients in h, W, b for each problem ``(hidden, weight,
+    labels, kwargs, cot, cot_lse)``: all of them in one compiled call."""
+    objectives = [_objective(fn, lab, kw, c, cl) for _, _, lab, kw, c, cl in problems]
+    args = [(h, w, kw.get("bias")) for h, w, _, kw, _, _ in problems]
     if upcast:
-        args = tuple(None if x is None else x.astype(jnp.float64) for x in args)
-    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(*args)
-    return value, grads
+        args = jax.tree.map(lambda x: x.astype(jnp.float64), args)
+
+    @jax.jit
+    def run(args):
+        return [
+            jax.value_and_grad(f, argnums=(0, 1, 2))(*a)
+            for f, a in zip(objectives, args, strict=True)
+        ]
+
+    return run(args)
+
+
+def _value_and_grads(fn, hidden, weight, labels, kwargs, cot, cot_lse, upcast=False):
+    """Weighted sum of the per-token losses (and lse) and its gradients in h, W, b."""
+    problem = (hidden, weight, labels, kwargs, cot, cot_lse)
+    return _many_values_and_grads(fn, [problem], upcast)[0]
 
 
 def _normwise(tree, like):
@@ -100,24 +119,27 @@ def _normwise(tree, like):
     )
 
 
-def _check_against_dense(hidden, weight, labels, kwargs, cot, cot_lse, *, sizes, rtol):
-    """Loss and gradients in h, W, b: finite, of the inputs' dtypes and shapes, and within
-    ``rtol`` times the largest magnitude of the float64 dense reference."""
-    got = _value_and_grads(
-        lambda *a, **k: je.linear_softmax_cross_entropy(*a, **k, **sizes),
-        hidden,
-        weight,
-        labels,
-        kwargs,
-        cot,
-        cot_lse,
+def _check_against_dense(*problems, sizes, rtol, names=None):
+    """Loss and gradients in h, W, b of each problem ``(hidden, weight, labels, kwargs, cot,
+    cot_lse)``: finite, of the inputs' dtypes and shapes, and within ``rtol`` (one per
+    problem, or one for all) times the largest magnitude of the float64 dense reference.
+    The fused values of every problem come from one compiled call, the references from
+    another."""
+    got = _many_values_and_grads(
+        lambda *a, **k: je.linear_softmax_cross_entropy(*a, **k, **sizes), problems
     )
-    want = _value_and_grads(
-        dense_linear_softmax_cross_entropy, hidden, weight, labels, kwargs, cot, cot_lse, True
-    )
-    chex.assert_tree_all_finite(got)
-    chex.assert_trees_all_equal_shapes_and_dtypes(got[1], (hidden, weight, kwargs.get("bias")))
-    chex.assert_trees_all_close(_normwise(got, want), _normwise(want, want), rtol=0, atol=rtol)
+    want = _many_values_and_grads(dense_linear_softmax_cross_entropy, problems, upcast=True)
+    rtols = rtol if isinstance(rtol, list) else [rtol] * len(problems)
+    for i, (g, w, problem, tol) in enumerate(zip(got, want, problems, rtols, strict=True)):
+        hidden, weight, _, kwargs, _, _ = problem
+        try:
+            chex.assert_tree_all_finite(g)
+            chex.assert_trees_all_equal_shapes_and_dtypes(
+                g[1], (hidden, weight, kwargs.get("bias"))
+            )
+            chex.assert_trees_all_close(_normwise(g, w), _normwise(w, w), rtol=0, atol=tol)
+        except AssertionError as err:
+            raise AssertionError(f"case {names[i] if names else i}: {err}") from err
 
 
 # Every option alone at logit scale 10 with tokens [N]; the plain call and all options
@@ -130,21 +152,27 @@ CASES = [(o, 10.0, (21,)) for o in sorted(OPTIONS) if o not in ("plain", "all")]
 ]
 
 
-@pytest.mark.parametrize(("option", "scale", "batch"), CASES)
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_matches_dense_reference(option, dtype, scale, batch):
-    opts = OPTIONS[option]
-    seed = zlib.crc32(repr((option, scale, batch)).encode())  # the same in every process
-    args = _problem(seed, batch, 16, 50, dtype, scale, opts)
-    # Ragged on both axes: 50 classes in chunks of 16, 21 tokens in tiles of 8. Logits of
-    # magnitude `scale` carry float32 rounding of about scale * 6e-8 into every exp(z - lse).
-    rtol = 2e-5 * max(1.0, scale / 10) if dtype == jnp.float32 else 2e-2
-    _check_against_dense(*args, sizes={"chunk_size": 16, "token_chunk_size": 8}, rtol=rtol)
+def test_matches_dense_reference(dtype):
+    # Every case of CASES, in one compiled call (and the references in another).
+    problems, rtols = [], []
+    for option, scale, batch in CASES:
+        seed = zlib.crc32(repr((option, scale, batch)).encode())  # the same in every process
+        problems.append(_problem(seed, batch, 16, 50, dtype, scale, OPTIONS[option]))
+        # Logits of magnitude `scale` carry float32 rounding of about scale * 6e-8 into
+        # every exp(z - lse).
+        rtols.append(2e-5 * max(1.0, scale / 10) if dtype == jnp.float32 else 2e-2)
+    # Ragged on both axes: 50 classes in chunks of 16, 21 tokens in tiles of 8.
+    sizes = {"chunk_size": 16, "token_chunk_size": 8}
+    _check_against_dense(*problems, sizes=sizes, rtol=rtols, names=CASES)
 
 
-@pytest.mark.parametrize(
-    "sizes",
-    [
+def test_chunk_and_tile_sizes():
+    # Every pair of sizes on one problem, in one compiled call.
+    h, w, labels, kwargs, cot, cot_lse = _problem(
+        1, (33,), 8, 50, jnp.float32, 10.0, OPTIONS["all"]
+    )
+    sizes = [
         {},
         {"chunk_size": 1},
         {"chunk_size": 7, "token_chunk_size": 5},
@@ -152,16 +180,33 @@ def test_matches_dense_reference(option, dtype, scale, batch):
         {"chunk_size": 64, "token_chunk_size": 100},
         {"chunk_size": 10, "token_chunk_size": 1},
         {"chunk_size": 25, "token_chunk_size": 11},
-    ],
-)
-def test_chunk_and_tile_sizes(sizes):
-    args = _problem(1, (33,), 8, 50, jnp.float32, 10.0, OPTIONS["all"])
-    _check_against_dense(*args, sizes=sizes, rtol=2e-5)
+    ]
+
+    def sized(size):
+        return lambda *a, size=size, **k: je.linear_softmax_cross_entropy(*a, **k, **size)
+
+    got = [
+        jax.value_and_grad(_objective(sized(size), labels, kwargs, cot, cot_lse), (0, 1, 2))
+        for size in sizes
+    ]
+    got = jax.jit(lambda *a: [f(*a) for f in got])(h, w, kwargs["bias"])
+    want = _value_and_grads(
+        dense_linear_softmax_cross_entropy, h, w, labels, kwargs, cot, cot_lse, True
+    )
+    for size, g in zip(sizes, got, strict=True):
+        try:
+            chex.assert_tree_all_finite(g)
+            chex.assert_trees_all_equal_shapes_and_dtypes(g[1], (h, w, kwargs["bias"]))
+            chex.assert_trees_all_close(
+                _normwise(g, want), _normwise(want, want), rtol=0, atol=2e-5
+            )
+        except AssertionError as err:
+            raise AssertionError(f"sizes {size}: {err}") from err
 
 
 def test_float64_is_exact_and_dtypes():
     args = _problem(2, (4, 5), 6, 30, jnp.float64, 10.0, OPTIONS["all"])
-    _check_against_dense(*args, sizes={"chunk_size": 8, "token_chunk_size": 3}, rtol=1e-12)
+    _check_against_dense(args, sizes={"chunk_size": 8, "token_chunk_size": 3}, rtol=1e-12)
     h, w, labels, _, _, _ = args
     assert je.linear_softmax_cross_entropy(h, w, labels).dtype == jnp.float64
     for dt in (jnp.bfloat16, jnp.float16, jnp.float32):
@@ -239,7 +284,7 @@ def test_all_ignored_batch(how):
     def total(h, w, b):
         return jnp.sum(je.linear_softmax_cross_entropy(h, w, labels, bias=b, **opts) * cot)
 
-    value, grads = jax.value_and_grad(total, argnums=(0, 1, 2))(h, w, kwargs["bias"])
+    value, grads = jax.jit(jax.value_and_grad(total, argnums=(0, 1, 2)))(h, w, kwargs["bias"])
     assert value == 0
     chex.assert_trees_all_equal(grads, jax.tree.map(jnp.zeros_like, grads))
 
@@ -476,8 +521,8 @@ def test_grad_of_vmap_with_return_lse_and_shared_weights(in_axes, use):
 
         return fn
 
-    got = jax.grad(objective(fused), argnums=(0, 1))(args[0], weight)
-    want = jax.grad(objective(dense), argnums=(0, 1))(args[0], weight)
+    got = jax.jit(jax.grad(objective(fused), argnums=(0, 1)))(args[0], weight)
+    want = jax.jit(jax.grad(objective(dense), argnums=(0, 1)))(args[0], weight)
     chex.assert_trees_all_close(got, want, rtol=1e-10, atol=1e-12)
 
 
@@ -496,9 +541,11 @@ def test_skipped_token_with_nan_hidden_state_gets_zero_gradient(how):
     w = jnp.ones((4, 6)) / 10
     labels = jnp.array([0, 1, -100 if how == "ignore_index" else 2])
     kw = {"ignore_index": -100} if how == "ignore_index" else {"where": jnp.array([1, 1, 0], bool)}
-    dh = jax.grad(lambda a: je.linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    dh = jax.jit(jax.grad(lambda a: je.linear_softmax_cross_entropy(a, w, labels, **kw).sum()))(h)
     np.testing.assert_array_equal(dh[2], 0.0)
-    dense = jax.grad(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    dense = jax.jit(
+        jax.grad(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())
+    )(h)
     np.testing.assert_allclose(dh, dense, rtol=1e-12)
 
 
@@ -509,10 +556,14 @@ def test_hessian_in_hidden_equals_dense():
     w = jnp.asarray(rng.normal(size=(4, 7)))
     labels = jnp.array([0, 6, 3])
     kw = {"label_smoothing": 0.1, "z_loss": 0.01}
-    got = jax.hessian(
-        lambda a: je.linear_softmax_cross_entropy(a, w, labels, chunk_size=3, **kw).sum()
+    got = jax.jit(
+        jax.hessian(
+            lambda a: je.linear_softmax_cross_entropy(a, w, labels, chunk_size=3, **kw).sum()
+        )
     )(h)
-    want = jax.hessian(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())(h)
+    want = jax.jit(
+        jax.hessian(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())
+    )(h)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
