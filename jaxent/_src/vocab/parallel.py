@@ -176,7 +176,8 @@ def vocab_parallel_softmax_cross_entropy(
       >>> mesh = jax.make_mesh((1,), ("model",), axis_types=(AxisType.Auto,))
       >>> logits = jnp.array([[1.2, -0.8, -0.5, 0.3], [0.9, -1.2, 1.1, 0.0]])
       >>> labels = jnp.array([0, -100])
-      >>> @jax.shard_map(mesh=mesh, in_specs=(P(None, "model"), P()), out_specs=P())
+      >>> @jax.jit
+      ... @jax.shard_map(mesh=mesh, in_specs=(P(None, "model"), P()), out_specs=P())
       ... def loss_fn(logits, labels):
       ...     return je.parallel.vocab_parallel_softmax_cross_entropy(
       ...         logits, labels, axis_name="model", ignore_index=-100)
@@ -323,7 +324,8 @@ def vocab_parallel_entropy_from_logits(
       >>> import jaxent as je
       >>> from jax.sharding import AxisType, PartitionSpec as P
       >>> mesh = jax.make_mesh((1,), ("model",), axis_types=(AxisType.Auto,))
-      >>> @jax.shard_map(mesh=mesh, in_specs=P(None, "model"), out_specs=P())
+      >>> @jax.jit
+      ... @jax.shard_map(mesh=mesh, in_specs=P(None, "model"), out_specs=P())
       ... def entropy_fn(logits):
       ...     return je.parallel.vocab_parallel_entropy_from_logits(
       ...         logits, axis_name="model", base=2)
@@ -421,7 +423,8 @@ def vocab_parallel_kl_divergence_from_logits(
       >>> from jax.sharding import AxisType, PartitionSpec as P
       >>> mesh = jax.make_mesh((1,), ("model",), axis_types=(AxisType.Auto,))
       >>> a, b = jnp.log(jnp.array([[0.5, 0.5]])), jnp.log(jnp.array([[0.9, 0.1]]))
-      >>> @jax.shard_map(mesh=mesh, in_specs=P(None, "model"), out_specs=P())
+      >>> @jax.jit
+      ... @jax.shard_map(mesh=mesh, in_specs=P(None, "model"), out_specs=P())
       ... def kl_fn(a, b):
       ...     return je.parallel.vocab_parallel_kl_divergence_from_logits(
       ...         a, b, axis_name="model", base=2)
@@ -595,7 +598,8 @@ def vocab_parallel_linear_softmax_cross_entropy(
       >>> hidden = jax.random.normal(kh, (4, 8))
       >>> weight = jax.random.normal(kw, (8, 50)) / 4
       >>> labels = jnp.array([1, 7, 49, -100])
-      >>> @jax.shard_map(mesh=mesh, in_specs=(P(), P(None, "model")), out_specs=P())
+      >>> @jax.jit
+      ... @jax.shard_map(mesh=mesh, in_specs=(P(), P(None, "model")), out_specs=P())
       ... def loss_fn(hidden, weight):
       ...     loss = je.parallel.vocab_parallel_linear_softmax_cross_entropy(
       ...         hidden, weight, labels, axis_name="model", ignore_index=-100)
