@@ -502,3 +502,56 @@ def test_renyi_divergence_of_identical_inputs_is_not_negative():
         (_, (d_prob, d_logits)), grads = vg(p, jnp.log(p))
         assert np.all(d_prob >= 0) and np.all(d_logits >= 0)
         assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+# Memory: the compiler's temp memory, compiled only (never run), from argument specs.
+
+MEMORY_SHAPE = (1024, 32768)
+
+
+def _temp_bytes(fn, specs) -> int:
+    mem = jax.jit(fn).lower(*specs).compile().memory_analysis()
+    if mem is None:
+        pytest.skip(f"the {jax.default_backend()} backend reports no memory analysis")
+    return int(mem.temp_size_in_bytes)
+
+
+def _value_and_grad(f, nargs):
+    return jax.value_and_grad(lambda *a: jnp.sum(f(*a)), tuple(range(nargs)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_js_from_logits_temp_memory_is_under_one_percent(dtype):
+    """Forward and value-and-grad (in both logits): under 1% of the logits' bytes; bfloat16
+    logits add the one float32 copy of the shared row-block passes (``test_memory``)."""
+    n, k = MEMORY_SHAPE
+    logits = jax.ShapeDtypeStruct(MEMORY_SHAPE, dtype)
+    nbytes = 2 * n * k * jnp.dtype(dtype).itemsize
+    bound = 0.01 * nbytes if dtype == jnp.float32 else 2 * nbytes * 1.01
+    masks = {"": None, "class mask, base 2": (k,), "row mask": (n,)}
+    for name, mask_shape in masks.items():
+        if mask_shape is None:
+            f, specs = je.js_divergence_from_logits, [logits, logits]
+        else:
+            specs = [logits, logits, jax.ShapeDtypeStruct(mask_shape, bool)]
+            base = 2 if len(mask_shape) == 1 and mask_shape[0] == k else None
+
+            def f(a, b, m, base=base):
+                return je.js_divergence_from_logits(a, b, where=m, base=base)
+
+        for label, fn in (("forward", f), ("value-and-grad", _value_and_grad(f, 2))):
+            temp = _temp_bytes(fn, specs)
+            assert temp <= bound, f"{name} {label}: {temp / nbytes:.2%} of the logits"
+
+
+def test_renyi_from_logits_temp_memory_bound():
+    """Not fused (see its docstring): at most six float32 copies of the two logit arrays,
+    forward and value-and-grad, with a traced order (every form compiled in)."""
+    shape = (256, 4096)
+    order = jax.ShapeDtypeStruct((), jnp.float32)
+    for dtype in (jnp.float32, jnp.bfloat16):
+        logits = jax.ShapeDtypeStruct(shape, dtype)
+        f32_bytes = 2 * math.prod(shape) * 4
+        f = je.renyi_divergence_from_logits
+        for fn in (f, _value_and_grad(f, 2)):
+            assert _temp_bytes(fn, [logits, logits, order]) <= 6 * f32_bytes

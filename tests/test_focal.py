@@ -593,3 +593,62 @@ def test_hessian_is_zero_where_the_label_probability_rounds_to_one():
     for z, y in ((jnp.inf, 1.0), (-jnp.inf, 0.0)):
         h = hg(jnp.array(z, jnp.float32), jnp.array(y, jnp.float32))
         assert h == 0, (z, h)
+
+
+# Memory: the compiler's temp memory, compiled only (never run), from argument specs.
+
+MEMORY_SHAPE = (1024, 32768)
+
+
+def _temp_bytes(fn, specs) -> int:
+    mem = jax.jit(fn).lower(*specs).compile().memory_analysis()
+    if mem is None:
+        pytest.skip(f"the {jax.default_backend()} backend reports no memory analysis")
+    return int(mem.temp_size_in_bytes)
+
+
+def _memory_cases(dtype):
+    """(name, function of arrays, argument specs, the bytes of the logits-shaped ones)."""
+    n, k = MEMORY_SHAPE
+    logits = jax.ShapeDtypeStruct(MEMORY_SHAPE, dtype)
+    labels = jax.ShapeDtypeStruct((n,), jnp.int32)
+    rows, classes = jax.ShapeDtypeStruct((n,), bool), jax.ShapeDtypeStruct((k,), bool)
+    weights = jax.ShapeDtypeStruct((k,), jnp.float32)
+    size = n * k * jnp.dtype(dtype).itemsize
+    return [
+        ("softmax_focal", je.softmax_focal_loss, [logits, labels], size),
+        (
+            "softmax_focal gamma=0.5, weights, ignore_index, class mask",
+            lambda z, c, w, m: je.softmax_focal_loss(
+                z, c, gamma=0.5, class_weights=w, ignore_index=3, where=m
+            ),
+            [logits, labels, weights, classes],
+            size,
+        ),
+        (
+            "softmax_focal row mask",
+            lambda z, c, m: je.softmax_focal_loss(z, c, where=m),
+            [logits, labels, rows],
+            size,
+        ),
+        ("poly1", je.poly1_softmax_cross_entropy, [logits, logits], 2 * size),
+        (
+            "poly1 smoothing, class mask",
+            lambda z, y, m: je.poly1_softmax_cross_entropy(z, y, label_smoothing=0.1, where=m),
+            [logits, logits, classes],
+            2 * size,
+        ),
+    ]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_softmax_losses_temp_memory_is_under_one_percent(dtype):
+    """Forward and value-and-grad (in the logits): under 1% of the logits-shaped inputs'
+    bytes; bfloat16 inputs add the one float32 copy of the shared row-block passes (as in
+    ``test_memory``)."""
+    for name, f, specs, nbytes in _memory_cases(dtype):
+        bound = 0.01 * nbytes if dtype == jnp.float32 else 2 * nbytes * 1.01
+        vg = jax.value_and_grad(lambda z, *rest, f=f: jnp.sum(f(z, *rest)))
+        for label, fn in (("forward", f), ("value-and-grad", vg)):
+            temp = _temp_bytes(fn, specs)
+            assert temp <= bound, f"{name} {label}: {temp / nbytes:.2%} of the inputs"

@@ -637,3 +637,47 @@ def test_static_argument_checks(name):
             f(jnp.zeros((2, 3), complex))
         # an empty table is an empty sum.
         assert f(jnp.zeros((2, 0))) == (1.0 if name == "normalized_mutual_information" else 0.0)
+
+
+# Memory: the compiler's temp memory, compiled only (never run), from argument specs.
+
+MEMORY_SHAPE = (4096, 64, 64)
+
+
+def _temp_bytes(fn, specs) -> int:
+    mem = jax.jit(fn).lower(*specs).compile().memory_analysis()
+    if mem is None:
+        pytest.skip(f"the {jax.default_backend()} backend reports no memory analysis")
+    return int(mem.temp_size_in_bytes)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_logit_measures_temp_memory(dtype):
+    """Forward: under 1% of the logits' bytes. Value-and-grad: the same for the joint
+    entropy; conditional entropy and mutual information add their per-table row and column
+    sums ((X + Y) / (XY) of the logits, and their copy; see their docstrings). bfloat16 logits
+    add the one float32 copy of the shared row-block passes (as in ``test_memory``)."""
+    t, x, y = MEMORY_SHAPE
+    logits = jax.ShapeDtypeStruct(MEMORY_SHAPE, dtype)
+    cells, tables = jax.ShapeDtypeStruct((y,), bool), jax.ShapeDtypeStruct((t,), bool)
+    nbytes = t * x * y * jnp.dtype(dtype).itemsize
+    sums = 2 * t * (x + y) * 4
+    cases = [
+        (je.joint_entropy_from_logits, {}, 0),
+        (je.joint_entropy_from_logits, {"axes": (-1, -2), "where": cells}, 0),
+        (je.conditional_entropy_from_logits, {"where": cells}, sums),
+        (je.mutual_information_from_logits, {"where": tables, "base": 2}, sums),
+    ]
+    for fn, opts, extra in cases:
+        where = opts.get("where")
+        specs = [logits] if where is None else [logits, where]
+        static = {k: v for k, v in opts.items() if k != "where"}
+
+        def f(z, *m, fn=fn, static=static):
+            return fn(z, **static, **({"where": m[0]} if m else {}))
+
+        vg = jax.value_and_grad(lambda z, *m, f=f: jnp.sum(f(z, *m)))
+        for label, g, more in (("forward", f, 0), ("value-and-grad", vg, extra)):
+            bound = 0.01 * nbytes if dtype == jnp.float32 else 2 * nbytes * 1.01
+            temp = _temp_bytes(g, specs)
+            assert temp <= bound + more, f"{fn.__name__} {opts} {label}: {temp / nbytes:.2%}"

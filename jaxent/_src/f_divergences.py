@@ -365,9 +365,10 @@ def renyi_divergence_from_logits(
     Memory: this one is not fused. The power mean takes a different form near
     :math:`\alpha = 1` (a series without 0/0), away from it (a log-sum-exp) and at
     :math:`\alpha = \infty` (a maximum), selected per example from a traced order, and
-    its derivative rule works on the whole softmaxes: the compiler's temp memory is one to
-    three float32 copies of the logits (measured on the CPU at [2048, 4096]; see the
-    ``measures_logits`` benchmark), where the other functions on logits keep under 1%.
+    its derivative rule works on the whole softmaxes: the compiler's temp memory is up to
+    six float32 copies of the two logit arrays (measured with ``memory_analysis()`` on
+    the CPU, a traced order, forward and value-and-grad), where the other functions on
+    logits keep under 1%.
 
     Args:
       p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
