@@ -11,6 +11,7 @@ that their target is stated against (a fresh ``jnp.copy`` of the logits, or a ro
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ GROUPS = (
     "entropy_logits",
     "kl_logits",
     "measures",
+    "measures_logits",
     "fused",
     "estimators",
 )
@@ -345,6 +347,123 @@ def measures(shapes, quick: bool) -> Iterator[Case]:
     )
 
 
+def _naive_js(a, b):
+    p, q = jax.nn.softmax(a, axis=-1), jax.nn.softmax(b, axis=-1)
+    m = 0.5 * (p + q)
+    return 0.5 * jnp.sum(p * jnp.log(p / m) + q * jnp.log(q / m), axis=-1)
+
+
+def _naive_renyi2(a, b):
+    p, q = jax.nn.softmax(a, axis=-1), jax.nn.softmax(b, axis=-1)
+    return jnp.log(jnp.sum(p * p / q, axis=-1))
+
+
+def _naive_softmax_focal(x, y):
+    p_c = jnp.take_along_axis(jax.nn.softmax(x, axis=-1), y[:, None], axis=-1)[:, 0]
+    return -((1 - p_c) ** 2) * jnp.log(p_c)
+
+
+def _naive_poly1(x, t):
+    p = jax.nn.softmax(x, axis=-1)
+    return -jnp.sum(t * jnp.log(p), axis=-1) + jnp.sum(t * (1 - p), axis=-1)
+
+
+def _naive_sigmoid_focal(x, t):
+    p = jax.nn.sigmoid(x)
+    p_t = t * p + (1 - t) * (1 - p)
+    return -((1 - p_t) ** 2) * (t * jnp.log(p) + (1 - t) * jnp.log(1 - p))
+
+
+def _joint_softmax(z):
+    flat = z.reshape(*z.shape[:-2], -1)
+    return jax.nn.softmax(flat, axis=-1).reshape(z.shape)
+
+
+def _naive_joint_entropy(z):
+    p = _joint_softmax(z)
+    return -jnp.sum(p * jnp.log(p), axis=(-2, -1))
+
+
+def _naive_conditional_entropy(z):
+    p = _joint_softmax(z)
+    return jnp.sum(p * jnp.log(jnp.sum(p, axis=-1, keepdims=True) / p), axis=(-2, -1))
+
+
+def _naive_mutual_information(z):
+    p = _joint_softmax(z)
+    px, py = jnp.sum(p, axis=-1, keepdims=True), jnp.sum(p, axis=-2, keepdims=True)
+    return jnp.sum(p * jnp.log(p / (px * py)), axis=(-2, -1))
+
+
+def _measures_logits_impls(shape):
+    """(name, jaxent, naive, the arguments' builder, argnums of value-and-grad)."""
+
+    def two():
+        return _logits(0, shape, "float32"), _logits(1, shape, "float32")
+
+    def labels():
+        return _logits(0, shape, "float32"), _int_labels(shape)
+
+    def soft():
+        t = jax.nn.softmax(_logits(1, shape, "float32"), axis=-1)
+        return _logits(0, shape, "float32"), t
+
+    def binary():
+        t = jax.random.uniform(jax.random.key(3), shape, jnp.float32)
+        return _logits(0, shape, "float32"), t
+
+    table = (shape[0], 64, shape[1] // 64)
+
+    def joint():
+        return (_logits(0, table, "float32"),)
+
+    return [
+        ("js", je.js_divergence_from_logits, _naive_js, two, (0, 1)),
+        (
+            "renyi_alpha2",
+            lambda a, b: je.renyi_divergence_from_logits(a, b, 2.0),
+            _naive_renyi2,
+            two,
+            (0, 1),
+        ),
+        ("softmax_focal", je.softmax_focal_loss, _naive_softmax_focal, labels, 0),
+        ("poly1", je.poly1_softmax_cross_entropy, _naive_poly1, soft, 0),
+        ("sigmoid_focal", je.sigmoid_focal_loss, _naive_sigmoid_focal, binary, 0),
+        ("joint_entropy", je.joint_entropy_from_logits, _naive_joint_entropy, joint, 0),
+        (
+            "conditional_entropy",
+            je.conditional_entropy_from_logits,
+            _naive_conditional_entropy,
+            joint,
+            0,
+        ),
+        (
+            "mutual_information",
+            je.mutual_information_from_logits,
+            _naive_mutual_information,
+            joint,
+            0,
+        ),
+    ]
+
+
+MEASURES_LOGITS_COUNT = 16
+
+
+def measures_logits(shapes, quick: bool) -> Iterator[Case]:
+    """The other measures and losses on logits (float32), forward and value-and-grad,
+    against the naive form (softmax, then the measure on probabilities). The joint measures
+    take tables [rows, 64, K / 64] of the same size."""
+    shape = (64, 512) if quick else (2048, 4096)
+    for name, fn, naive, make, argnums in _measures_logits_impls(shape):
+        impls = [("jaxent", fn), ("naive", naive)]
+        for case in _pair_cases(name, shape, "float32", make, impls, argnums=argnums):
+            data_shape = case.variants[0].args[0].shape
+            yield dataclasses.replace(
+                case, group="measures_logits", name=f"{name} {case.name}", shape=data_shape
+            )
+
+
 def _optax_linear(hidden, weight, labels):
     logits = jnp.matmul(hidden, weight, preferred_element_type=jnp.float32)
     return optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -589,6 +708,7 @@ BUILDERS: dict[str, Callable[[Any, bool], Iterator[Case]]] = {
     "entropy_logits": entropy_logits,
     "kl_logits": kl_logits,
     "measures": measures,
+    "measures_logits": measures_logits,
     "fused": fused,
     "estimators": estimators,
     # Not in GROUPS: it needs 8 devices, so ``python -m benchmarks.parallel`` runs it.
@@ -613,6 +733,8 @@ def count(group: str, quick: bool) -> int:
         return len(_parallel_configs(quick))
     if group == "estimators":
         return 8 + 2 * (_pyitlib() is not None)
+    if group == "measures_logits":
+        return MEASURES_LOGITS_COUNT
     return 2 if group == "measures" else per_dtype[group] * len(DTYPES)
 
 
