@@ -457,7 +457,11 @@ def measures_logits(shapes, quick: bool) -> Iterator[Case]:
     shape = (64, 512) if quick else (2048, 4096)
     for name, fn, naive, make, argnums in _measures_logits_impls(shape):
         impls = [("jaxent", fn), ("naive", naive)]
-        for case in _pair_cases(name, shape, "float32", make, impls, argnums=argnums):
+        note = "naive: its difference reported, not enforced (float32 rounding of its logs)"
+        pairs = _pair_cases(
+            name, shape, "float32", make, impls, argnums, note=note, unchecked=("naive",)
+        )
+        for case in pairs:
             data_shape = case.variants[0].args[0].shape
             yield dataclasses.replace(
                 case, group="measures_logits", name=f"{name} {case.name}", shape=data_shape
