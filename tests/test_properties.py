@@ -13,6 +13,9 @@ import jaxent as je
 
 # Few examples, dimensions from a small set: each new shape costs compilations.
 SETTINGS = settings(max_examples=8, deadline=None, derandomize=True, database=None)
+# Fewer for a property whose every term the example tests pin against float64 oracles and
+# closed forms (the identities then hold by those): a sweep over random layouts.
+PINNED = settings(max_examples=4, deadline=None, derandomize=True, database=None)
 
 
 @st.composite
@@ -36,7 +39,7 @@ def _tol(dtype):
     return tol(dtype, low=2e-5)
 
 
-@SETTINGS
+@PINNED  # each measure: the oracle tables of test_entropy.py and test_divergences.py
 @given(cases())
 def test_gibbs_and_cross_entropy_decomposition(case):
     shape, axis, dtype, where, rng = case
@@ -75,7 +78,7 @@ def test_shift_invariance(case, shift):
         np.testing.assert_allclose(f(zs), f(z), rtol=tol, atol=tol)
 
 
-@SETTINGS
+@PINNED  # each gradient: the closed forms of test_losses.py, test_entropy.py, ...
 @given(cases())
 def test_gradients_sum_to_zero_and_integer_equals_one_hot(case):
     shape, axis, dtype, where, rng = case
@@ -109,10 +112,10 @@ def test_gradients_sum_to_zero_and_integer_equals_one_hot(case):
     np.testing.assert_allclose(g_hard, g_soft, rtol=tol, atol=tol)
 
 
-@SETTINGS
-@given(st.sampled_from([1, 3]), st.sampled_from([1, 4]), st.integers(0, 2**32 - 1))
-def test_vmap_equals_batched_equals_jit(n, k, seed):
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (1, 4), (3, 1), (3, 4)])
+def test_vmap_equals_batched_equals_jit(n, k):
+    # Every shape the property draws once (8 draws covered at most these 4).
+    rng = np.random.default_rng(10 * n + k)
     z = jnp.asarray(rng.normal(size=(n, k)))
     y = jnp.asarray(ref.random_probs(rng, (n, k)))
     labels = jnp.asarray(rng.integers(0, k, n))
