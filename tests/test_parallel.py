@@ -485,7 +485,9 @@ _SCRIPT = textwrap.dedent(
 def test_parallel_functions_on_simulated_devices():
     env = dict(
         os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
+        # Small programs, compile-bound: code generation at -O0 (what is checked, values,
+        # shardings, collectives and buffer sizes, is settled before it).
+        XLA_FLAGS="--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0",
         JAX_PLATFORMS="cpu",
     )
     result = subprocess.run(

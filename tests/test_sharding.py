@@ -117,7 +117,11 @@ _SCRIPT = textwrap.dedent(
 
 def test_functions_under_sharded_meshes_equal_unsharded():
     env = dict(
-        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+        os.environ,
+        # Small programs, compile-bound: code generation at -O0 (what is checked, values,
+        # shardings, collectives and buffer sizes, is settled before it).
+        XLA_FLAGS="--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0",
+        JAX_PLATFORMS="cpu",
     )
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=420
