@@ -32,7 +32,9 @@ def run_pair(check: str, folder: pathlib.Path) -> list[tuple[int | None, str]]:
     """Runs both processes of ``check``; returns each one's exit code and output."""
     env = dict(
         os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        # Small programs, compile-bound: code generation at -O0 (what is checked, values,
+        # shardings, collectives and buffer sizes, is settled before it).
+        XLA_FLAGS="--xla_force_host_platform_device_count=4 --xla_backend_optimization_level=0",
         JAX_PLATFORMS="cpu",
     )
     port = str(free_port())
