@@ -19,6 +19,7 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax.sharding import AxisType
 from jax.sharding import PartitionSpec as P
@@ -599,3 +600,38 @@ def test_forward_mode_of_the_fused_loss_raises_as_on_one_device():
     for fn in (lambda h: _in_shard_map(loss, h), jax.jit(lambda h: _in_shard_map(loss, h))):
         with pytest.raises(TypeError, match=message):
             jax.jvp(fn, (h,), (h,))
+
+
+@pytest.mark.parametrize("check_vma", [True, False])
+def test_skipped_token_with_nan_hidden_state_takes_no_part_in_the_fused_gradients(check_vma):
+    """A masked-out token whose hidden state holds NaN or inf: every gradient equals that
+    of the same inputs with the token's hidden state zeroed (both backward orders: token
+    tiles outside, with check_vma, and chunks outside, without)."""
+    mesh = jax.make_mesh((1,), ("model",), axis_types=(AxisType.Auto,))
+    h = jnp.ones((5, 3)).at[1].set(jnp.nan).at[3, 0].set(jnp.inf)
+    w, b = jnp.arange(24.0).reshape(3, 8) / 40, jnp.linspace(-1, 1, 8)
+    labels, keep = jnp.array([0, 5, 2, 7, 1]), jnp.array([True, False, True, False, True])
+
+    def total(h, w, b):
+        def loss(h, w, b):
+            return jp.vocab_parallel_linear_softmax_cross_entropy(
+                h,
+                w,
+                labels,
+                axis_name="model",
+                bias=b,
+                where=keep,
+                chunk_size=3,
+                token_chunk_size=2,
+                label_smoothing=0.1,
+            )
+
+        return jax.shard_map(loss, mesh=mesh, in_specs=P(), out_specs=P(), check_vma=check_vma)(
+            h, w, b
+        ).sum()
+
+    got = jax.jit(jax.grad(total, (0, 1, 2)))(h, w, b)
+    want = jax.jit(jax.grad(total, (0, 1, 2)))(jnp.where(keep[:, None], h, 0), w, b)
+    np.testing.assert_array_equal(got[0][~np.asarray(keep)], 0.0)
+    for g, ref_g in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, ref_g, rtol=1e-6, atol=1e-7)

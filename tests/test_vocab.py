@@ -537,16 +537,38 @@ def test_forward_mode_is_refused_by_jax():
 
 @pytest.mark.parametrize("how", ["ignore_index", "where"])
 def test_skipped_token_with_nan_hidden_state_gets_zero_gradient(how):
-    h = jnp.ones((3, 4)).at[2].set(jnp.nan)
-    w = jnp.ones((4, 6)) / 10
-    labels = jnp.array([0, 1, -100 if how == "ignore_index" else 2])
-    kw = {"ignore_index": -100} if how == "ignore_index" else {"where": jnp.array([1, 1, 0], bool)}
-    dh = jax.jit(jax.grad(lambda a: je.linear_softmax_cross_entropy(a, w, labels, **kw).sum()))(h)
-    np.testing.assert_array_equal(dh[2], 0.0)
-    dense = jax.jit(
-        jax.grad(lambda a: dense_linear_softmax_cross_entropy(a, w, labels, **kw).sum())
-    )(h)
-    np.testing.assert_allclose(dh, dense, rtol=1e-12)
+    """A skipped token takes no part in any gradient, whatever its hidden state holds: its
+    own is 0 and the weight's and bias's are those of the other tokens (one token tile and
+    several)."""
+    h = jnp.ones((5, 4)).at[2].set(jnp.nan).at[4, 1].set(jnp.inf)
+    w = jnp.arange(24.0).reshape(4, 6) / 50
+    b = jnp.linspace(-1, 1, 6)
+    labels = jnp.array([0, 1, 2, 3, 4])
+    skipped = np.array([False, False, True, False, True])
+    if how == "ignore_index":
+        kw = {"ignore_index": -100}
+        labels = jnp.where(skipped, -100, labels)
+    else:
+        kw = {"where": jnp.asarray(~skipped)}
+    clean = jnp.where(skipped[:, None], 0.0, h)
+    want = jax.jit(
+        jax.grad(
+            lambda a, v, c: dense_linear_softmax_cross_entropy(a, v, labels, bias=c, **kw).sum(),
+            (0, 1, 2),
+        )
+    )(clean, w, b)
+    for tile in (None, 2):
+        got = jax.jit(
+            jax.grad(
+                lambda a, v, c, tile=tile: je.linear_softmax_cross_entropy(
+                    a, v, labels, bias=c, chunk_size=4, token_chunk_size=tile, **kw
+                ).sum(),
+                (0, 1, 2),
+            )
+        )(h, w, b)
+        np.testing.assert_array_equal(got[0][skipped], 0.0)
+        for g, ref_g in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, ref_g, rtol=1e-12, atol=1e-15)
 
 
 def test_hessian_in_hidden_equals_dense():
@@ -569,6 +591,6 @@ def test_hessian_in_hidden_equals_dense():
 
 def test_logit_softcap_must_be_positive():
     h, w, labels = jnp.ones((2, 3)), jnp.ones((3, 4)), jnp.zeros(2, int)
-    for cap in (0.0, -1.0):
+    for cap in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match=r"logit_softcap.*positive"):
             je.linear_softmax_cross_entropy(h, w, labels, logit_softcap=cap)

@@ -573,7 +573,7 @@ def vocab_parallel_linear_softmax_cross_entropy(
       ignore_index: a label value marking tokens to skip (static), or None.
       label_smoothing: :math:`\epsilon \in [0, 1)` (static), spread over all V classes.
       z_loss: :math:`\zeta \ge 0` (static).
-      logit_softcap: :math:`\kappa > 0` (static), or None for no cap.
+      logit_softcap: :math:`\kappa > 0` (static, finite), or None for no cap.
       where: optional boolean mask of ``labels``' shape; False tokens give 0, gradient 0.
       return_lse: also return each token's log-sum-exp over the whole vocabulary.
 
@@ -737,11 +737,15 @@ def _backward_by_tile(h, w, b, coef, lse, target, cfg: _Config):
     dz_dtype = jnp.promote_types(h.dtype, w.dtype)
     per_token = (*coef, lse, target)
     like = (h, w, b, *per_token)
+    dead = streaming.dead_tokens(coef)
 
     def tile_step(carry, t):
         dh, dw, db = carry
         row0 = streaming.block_start(t, n, sc.tile)
-        ht = streaming.slice_block(h, row0, sc.tile, axis=0)
+        ht = streaming.live_rows(
+            streaming.slice_block(h, row0, sc.tile, axis=0),
+            lax.dynamic_slice_in_dim(dead, row0, sc.tile),
+        )
         tok = tuple(lax.dynamic_slice_in_dim(x, row0, sc.tile) for x in per_token)
         _, row_fresh = streaming.fresh_indices(t, row0, sc.tile, n, (sc.tile, 1))
 

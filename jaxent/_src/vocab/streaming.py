@@ -332,6 +332,18 @@ def block_gradient(ht, tok, w, b, i, col0, row_fresh, cfg: _Config, dtype, dz_dt
     return dz.astype(dz_dtype), wc
 
 
+def dead_tokens(coef: GradCoefficients) -> jax.Array:
+    """The tokens whose logits' gradient is 0 (skipped, or no cotangent)."""
+    return (coef.alpha == 0) & (coef.beta == 0) & (coef.gamma == 0)
+
+
+def live_rows(ht: jax.Array, dead_t: jax.Array) -> jax.Array:
+    """A block of hidden states with the rows of ``dead_t`` tokens read as 0: such a token
+    takes no part in the weight's and bias's gradients even where its hidden state holds
+    NaN or inf (0 * NaN in h^T dz)."""
+    return jnp.where(dead_t[:, None], jnp.zeros((), ht.dtype), ht)
+
+
 def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
     """The gradients of ``h``, ``w`` and ``b`` for per-token coefficients ``coef``.
 
@@ -344,6 +356,7 @@ def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
     # Half-precision inputs multiply dz rounded to their dtype, accumulating in float32.
     dz_dtype = jnp.promote_types(h.dtype, w.dtype)
     tiles = block_count(n, cfg.tile)
+    dead = dead_tokens(coef)
 
     def block(ht, tok, i, col0, row_fresh):
         return block_gradient(ht, tok, w, b, i, col0, row_fresh, cfg, dtype, dz_dtype)
@@ -352,17 +365,21 @@ def backward(h, w, b, coef: GradCoefficients, lse, target, cfg: _Config):
         dh, dw, db = carry
         col0 = block_start(i, vocab, cfg.chunk)
         if tiles == 1:
-            dz, wc = block(h, per_token, i, col0, None)
+            hl = live_rows(h, dead)
+            dz, wc = block(hl, per_token, i, col0, None)
             dh = dh + lax.dot_general(dz, wc, DOT_NT, preferred_element_type=dtype)
-            dwc = lax.dot_general(h, dz, DOT_TN, preferred_element_type=dtype)
+            dwc = lax.dot_general(hl, dz, DOT_TN, preferred_element_type=dtype)
             dbc = jnp.sum(dz, axis=0, dtype=dtype)
         else:
 
             def tile_step(inner, t):
                 dh, dwc, dbc = inner
                 row0 = block_start(t, n, cfg.tile)
-                ht = slice_block(h, row0, cfg.tile, axis=0)
                 tok = tuple(lax.dynamic_slice_in_dim(x, row0, cfg.tile) for x in per_token)
+                ht = live_rows(
+                    slice_block(h, row0, cfg.tile, axis=0),
+                    lax.dynamic_slice_in_dim(dead, row0, cfg.tile),
+                )
                 _, row_fresh = fresh_indices(t, row0, cfg.tile, n, (cfg.tile, 1))
                 dz, wc = block(ht, tok, i, col0, row_fresh)
                 dht = lax.dynamic_slice_in_dim(dh, row0, cfg.tile)
@@ -458,7 +475,7 @@ def linear_softmax_cross_entropy(
       ignore_index: a label value marking tokens to skip (static), or None.
       label_smoothing: :math:`\epsilon \in [0, 1)` (static).
       z_loss: :math:`\zeta \ge 0`, the weight of the squared log-normaliser (static).
-      logit_softcap: :math:`\kappa > 0` (static), or None for no cap.
+      logit_softcap: :math:`\kappa > 0` (static, finite), or None for no cap.
       where: optional boolean mask of ``labels``' shape; False tokens give 0, gradient 0.
       return_lse: also return each token's log-sum-exp over the whole vocabulary (for
         every token, masked and ignored ones included; differentiable).
@@ -595,9 +612,10 @@ def prepare(
     cap = None
     if logit_softcap is not None:
         cap = arguments.static_number(logit_softcap, "logit_softcap")
-        if not cap > 0:
+        if not (cap > 0 and math.isfinite(cap)):
             raise ValueError(
-                f"`logit_softcap` must be positive (or None for no cap), got {logit_softcap!r}."
+                f"`logit_softcap` must be positive and finite (or None for no cap), got "
+                f"{logit_softcap!r}."
             )
     n = math.prod(labels.shape)
     for name, size in (("chunk_size", chunk_size), ("token_chunk_size", token_chunk_size)):
