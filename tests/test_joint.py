@@ -262,19 +262,24 @@ def test_axes_order():
     joint entropy and mutual information are symmetric."""
     rng = np.random.default_rng(6)
     p = jnp.asarray(random_tables(rng, (2, 3, 4), zeros=0.2))
-    pt = jnp.swapaxes(p, -1, -2)
-    for f in (je.joint_entropy, je.mutual_information, je.normalized_mutual_information):
-        np.testing.assert_allclose(f(p, axes=(-1, -2)), f(p), rtol=1e-14)
-    h_x_y = je.conditional_entropy(p, axes=(-1, -2))
-    np.testing.assert_allclose(h_x_y, je.conditional_entropy(pt), rtol=1e-14)
+    symmetric = (je.joint_entropy, je.mutual_information, je.normalized_mutual_information)
+
+    @jax.jit  # one compilation for every call
+    def values(p):
+        swapped = [f(p, axes=(-1, -2)) for f in symmetric]
+        plain = [f(p) for f in symmetric]
+        h = je.conditional_entropy
+        return swapped, plain, h(p, axes=(-1, -2)), h(jnp.swapaxes(p, -1, -2)), h(p)
+
+    swapped, plain, h_x_y, h_transposed, h_y_x = values(p)
+    chex.assert_trees_all_close(swapped, plain, rtol=1e-14)
+    np.testing.assert_allclose(h_x_y, h_transposed, rtol=1e-14)
     np.testing.assert_allclose(
         h_x_y, ref.joint_entropy(f64(p)) - ref.entropy(f64(p).sum(-2)), rtol=1e-13
     )
     # H(Y | X) = H(X, Y) - H(X), X on axis -2.
     np.testing.assert_allclose(
-        je.conditional_entropy(p),
-        ref.joint_entropy(f64(p)) - ref.entropy(f64(p).sum(-1)),
-        rtol=1e-13,
+        h_y_x, ref.joint_entropy(f64(p)) - ref.entropy(f64(p).sum(-1)), rtol=1e-13
     )
 
 
@@ -668,6 +673,8 @@ def test_logit_measures_temp_memory(dtype):
         (je.conditional_entropy_from_logits, {"where": cells}, sums),
         (je.mutual_information_from_logits, {"where": tables, "base": 2}, sums),
     ]
+    if dtype == jnp.bfloat16:  # the options' handling is dtype-blind: one case
+        cases = cases[2:3]
     for fn, opts, extra in cases:
         where = opts.get("where")
         specs = [logits] if where is None else [logits, where]

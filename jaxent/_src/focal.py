@@ -129,6 +129,12 @@ def sigmoid_focal_loss(
     ``optax.sigmoid_focal_loss(z, y)`` is ``alpha=None`` (its default). Both have
     ``gamma=2`` as default.
 
+    Memory: elementwise, so the forward pass needs no temp memory; but its terms hold
+    selects (the zero-weight and infinite-logit cases above), and XLA's CPU backend stores
+    their inputs whole when a sum of the losses is differentiated: value-and-grad of the
+    sum takes up to six float32 copies of the logits as temp (measured with
+    ``memory_analysis()`` at [1024, 4096]). Not yet fused.
+
     Args:
       logits: any shape, floating dtype.
       labels: targets in [0, 1] (hard or soft), the same shape.
