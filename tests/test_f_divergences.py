@@ -86,22 +86,27 @@ def test_match_scipy_and_dit():
     rng = np.random.default_rng(42)
     p = ref.random_probs(rng, (3, 6), zeros=0.3)
     q = ref.random_probs(rng, (3, 6))
-    np.testing.assert_allclose(
-        je.js_divergence(p, q), distance.jensenshannon(p, q, axis=-1) ** 2, rtol=1e-12
-    )
-    np.testing.assert_allclose(
-        je.js_divergence(p, q, base=2), distance.jensenshannon(p, q, base=2, axis=-1) ** 2, 1e-12
-    )
     outcomes = [str(j) for j in range(6)]
     alphas = jnp.array([[0.5], [1.0], [2.0], [4.0]])
-    renyi = je.renyi_divergence(p, q, alphas, base=2)
+
+    @jax.jit  # one compilation for every call
+    def values(p, q):
+        return (
+            je.renyi_divergence(p, q, alphas, base=2),
+            je.js_divergence(p, q, base=2),
+            je.total_variation(p, q),
+            je.hellinger(p, q),
+            je.js_divergence(p, q),
+        )
+
+    renyi, js, tv, hellinger, js_nats = values(jnp.asarray(p), jnp.asarray(q))
+    np.testing.assert_allclose(js_nats, distance.jensenshannon(p, q, axis=-1) ** 2, rtol=1e-12)
+    np.testing.assert_allclose(js, distance.jensenshannon(p, q, base=2, axis=-1) ** 2, 1e-12)
     for i in range(3):
         dp, dq = Distribution(outcomes, p[i].tolist()), Distribution(outcomes, q[i].tolist())
-        np.testing.assert_allclose(
-            je.js_divergence(p[i], q[i], base=2), jensen_shannon_divergence([dp, dq]), rtol=1e-12
-        )
-        np.testing.assert_allclose(je.total_variation(p[i], q[i]), variational_distance(dp, dq))
-        np.testing.assert_allclose(je.hellinger(p[i], q[i]), hellinger_distance(dp, dq), 1e-12)
+        np.testing.assert_allclose(js[i], jensen_shannon_divergence([dp, dq]), rtol=1e-12)
+        np.testing.assert_allclose(tv[i], variational_distance(dp, dq))
+        np.testing.assert_allclose(hellinger[i], hellinger_distance(dp, dq), 1e-12)
         for j, a in enumerate(alphas[:, 0]):
             want = renyi_divergence(dp, dq, float(a))
             np.testing.assert_allclose(renyi[j, i], want, rtol=1e-12)
@@ -112,30 +117,50 @@ def test_match_scipy_and_dit():
 
 def test_worked_numbers():
     p, q = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    r, r2 = jnp.array([0.5, 0.3, 0.2]), jnp.array([0.2, 0.2, 0.6])
+    p3, q3 = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.3, 0.2, 0.5])
+    z = jnp.array([0.5, 0.0, 0.5])
+
+    @jax.jit  # one compilation for every case
+    def values():
+        pairs = (je.js_divergence, je.total_variation, je.hellinger)
+        return {
+            "disjoint": [
+                je.js_divergence(p, q),
+                je.js_divergence(p, q, base=2),
+                je.js_divergence_from_logits(jnp.log(p), jnp.log(q)),
+                je.total_variation(p, q),
+                je.hellinger(p, q),
+            ],
+            "identical": [f(r, r) for f in pairs] + [je.renyi_divergence(r, r, jnp.array(ORDERS))],
+            "tv": je.total_variation(r, r2),
+            "renyi": je.renyi_divergence(p3, q3, jnp.array([0.0, 1.0, np.inf])),
+            "renyi_kl": [je.renyi_divergence(p3, q3, 1.0), je.kl_divergence(p3, q3)],
+            "renyi_zero_q": je.renyi_divergence(p3, z, jnp.array([0.0, 0.5, 1.0, 2.0, np.inf])),
+            "renyi_disjoint": je.renyi_divergence(p, q, jnp.array(ORDERS)),
+        }
+
+    v = values()
     # disjoint supports: JS at its bound log 2 (1 bit), total variation and Hellinger 1.
-    np.testing.assert_allclose(je.js_divergence(p, q), math.log(2), rtol=1e-15)
-    np.testing.assert_allclose(je.js_divergence(p, q, base=2), 1.0, rtol=1e-15)
-    np.testing.assert_allclose(je.js_divergence_from_logits(jnp.log(p), jnp.log(q)), math.log(2))
-    assert je.total_variation(p, q) == 1.0 and je.hellinger(p, q) == 1.0
+    js, js_bits, js_logits, tv, hellinger = v["disjoint"]
+    np.testing.assert_allclose(js, math.log(2), rtol=1e-15)
+    np.testing.assert_allclose(js_bits, 1.0, rtol=1e-15)
+    np.testing.assert_allclose(js_logits, math.log(2))
+    assert tv == 1.0 and hellinger == 1.0
     # identical: all 0, JS exactly.
-    r = jnp.array([0.5, 0.3, 0.2])
-    for f in (je.js_divergence, je.total_variation, je.hellinger):
-        assert f(r, r) == 0.0
-    np.testing.assert_array_equal(je.renyi_divergence(r, r, jnp.array(ORDERS)), 0.0)
-    np.testing.assert_allclose(je.total_variation(r, jnp.array([0.2, 0.2, 0.6])), 0.4, rtol=1e-15)
+    for got in v["identical"][:3]:
+        assert got == 0.0
+    np.testing.assert_array_equal(v["identical"][3], 0.0)
+    np.testing.assert_allclose(v["tv"], 0.4, rtol=1e-15)
     # Rényi: at 1 the KL divergence, at 0 -log q(supp p), at inf log max p/q; +inf for
     # q_i = 0 < p_i from order 1 on, finite below.
-    p, q = jnp.array([0.6, 0.4, 0.0]), jnp.array([0.3, 0.2, 0.5])
-    got = je.renyi_divergence(p, q, jnp.array([0.0, 1.0, np.inf]))
-    np.testing.assert_allclose(got, [-math.log(0.5), math.log(2), math.log(2)], rtol=1e-14)
-    np.testing.assert_allclose(je.renyi_divergence(p, q, 1.0), je.kl_divergence(p, q), 1e-14)
-    z = jnp.array([0.5, 0.0, 0.5])
-    got = je.renyi_divergence(p, z, jnp.array([0.0, 0.5, 1.0, 2.0, np.inf]))
+    np.testing.assert_allclose(v["renyi"], [-math.log(0.5), math.log(2), math.log(2)], rtol=1e-14)
+    np.testing.assert_allclose(*v["renyi_kl"], 1e-14)
+    got = v["renyi_zero_q"]
     np.testing.assert_allclose(got[:2], [-math.log(0.5), -2 * math.log(math.sqrt(0.3))], 1e-14)
     np.testing.assert_array_equal(got[2:], np.inf)
     # q zero on the whole support of p: +inf at every order.
-    got = je.renyi_divergence(jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0]), jnp.array(ORDERS))
-    np.testing.assert_array_equal(got, np.inf)
+    np.testing.assert_array_equal(v["renyi_disjoint"], np.inf)
 
 
 # At order 1: the KL divergence, in value and gradient.
