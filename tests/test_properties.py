@@ -42,19 +42,28 @@ def _tol(dtype):
 @PINNED  # each measure: the oracle tables of test_entropy.py and test_divergences.py
 @given(cases())
 def test_gibbs_and_cross_entropy_decomposition(case):
-    shape, axis, dtype, where, rng = case
-    p = jnp.asarray(ref.random_probs(rng, shape, axis, zeros=0.3), dtype)
-    q = jnp.asarray(ref.random_probs(rng, shape, axis), dtype)
-    kw = {"axis": axis, "where": where}
-    d = je.kl_divergence(p, q, **kw)
-    assert np.all(np.asarray(d) >= -_tol(dtype))
-    np.testing.assert_allclose(je.kl_divergence(p, p, **kw), 0.0, atol=_tol(dtype))
-    np.testing.assert_allclose(
-        je.cross_entropy(p, q, **kw), je.entropy(p, **kw) + d, rtol=_tol(dtype), atol=_tol(dtype)
-    )
+    shape, _, dtype, _, rng = case
+    # Distributions over the allowed entries (Gibbs' inequality needs both to sum to 1 there).
+    p, _, kw = _normalised(case, 0.3)
+    q, _, _ = _normalised(case, 0.0)
     a = jnp.asarray(rng.normal(size=shape), dtype)
     b = jnp.asarray(rng.normal(size=shape), dtype)
-    assert np.all(np.asarray(je.kl_divergence_from_logits(a, b, **kw)) >= -_tol(dtype))
+
+    @jax.jit  # every measure in one compiled call
+    def measures(p, q, a, b):
+        return (
+            je.kl_divergence(p, q, **kw),
+            je.kl_divergence(p, p, **kw),
+            je.cross_entropy(p, q, **kw),
+            je.entropy(p, **kw),
+            je.kl_divergence_from_logits(a, b, **kw),
+        )
+
+    d, d_self, cross, h, d_logits = measures(p, q, a, b)
+    assert np.all(np.asarray(d) >= -_tol(dtype))
+    np.testing.assert_allclose(d_self, 0.0, atol=_tol(dtype))
+    np.testing.assert_allclose(cross, h + d, rtol=_tol(dtype), atol=_tol(dtype))
+    assert np.all(np.asarray(d_logits) >= -_tol(dtype))
 
 
 @SETTINGS
@@ -69,13 +78,16 @@ def test_shift_invariance(case, shift):
     labels = jnp.asarray(rng.integers(0, k, np.asarray(je.entropy_from_logits(z, axis=axis)).shape))
     # a shift of s in float32 moves the logits by up to ulp(s).
     tol = _tol(dtype) * (1 + abs(shift)) * 4
-    for f in (
+    fns = (
         lambda x: je.softmax_cross_entropy(x, y, label_smoothing=0.1, **kw),
         lambda x: je.softmax_cross_entropy_with_integer_labels(x, labels, **kw),
         lambda x: je.entropy_from_logits(x, **kw),
         lambda x: je.kl_divergence_from_logits(x, 2 * z, **kw),
-    ):
-        np.testing.assert_allclose(f(zs), f(z), rtol=tol, atol=tol)
+    )
+    # both inputs through every function in one compiled call
+    got = jax.jit(lambda z, zs: [(f(zs), f(z)) for f in fns])(z, zs)
+    for shifted, plain in got:
+        np.testing.assert_allclose(shifted, plain, rtol=tol, atol=tol)
 
 
 @PINNED  # each gradient: the closed forms of test_losses.py, test_entropy.py, ...
@@ -94,22 +106,26 @@ def test_gradients_sum_to_zero_and_integer_equals_one_hot(case):
         y = jnp.where(where, y, 0)
         y = y / jnp.sum(y, axis=axes, keepdims=True)
     tol = _tol(dtype)
-    for f in (
+    labels = jnp.asarray(labels)
+    fns = (
         lambda x: je.softmax_cross_entropy(x, y, label_smoothing=0.2, **kw),
         lambda x: je.entropy_from_logits(x, **kw),
         lambda x: je.kl_divergence_from_logits(x, jnp.flip(z), **kw),
         lambda x: je.kl_divergence_from_logits(jnp.flip(z), x, **kw),
-    ):
-        g = jgrad(lambda x, f=f: f(x).sum())(z)
+    )
+    hard = lambda x: je.softmax_cross_entropy_with_integer_labels(x, labels, **kw)  # noqa: E731
+    soft = lambda x: je.softmax_cross_entropy(x, onehot, **kw)  # noqa: E731
+
+    @jax.jit  # every value and gradient in one compiled call
+    def run(x):
+        grads = [jax.grad(lambda x, f=f: f(x).sum())(x) for f in (*fns, hard, soft)]
+        return grads, hard(x), soft(x)
+
+    grads, v_hard, v_soft = run(z)
+    for g in grads[:-2]:
         np.testing.assert_allclose(jnp.sum(g, axis=axes), 0.0, atol=tol * 10)
-    hard = je.softmax_cross_entropy_with_integer_labels(z, jnp.asarray(labels), **kw)
-    soft = je.softmax_cross_entropy(z, onehot, **kw)
-    np.testing.assert_allclose(hard, soft, rtol=tol, atol=tol)
-    g_hard = jgrad(
-        lambda x: je.softmax_cross_entropy_with_integer_labels(x, jnp.asarray(labels), **kw).sum()
-    )(z)
-    g_soft = jgrad(lambda x: je.softmax_cross_entropy(x, onehot, **kw).sum())(z)
-    np.testing.assert_allclose(g_hard, g_soft, rtol=tol, atol=tol)
+    np.testing.assert_allclose(v_hard, v_soft, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grads[-2], grads[-1], rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize(("n", "k"), [(1, 1), (1, 4), (3, 1), (3, 4)])
@@ -257,8 +273,10 @@ def test_js_symmetric_and_bounded(case):
     p, _, kw = _normalised(case, 0.3)
     q, _, _ = _normalised(case, 0.0)
     dtype = case[2]
-    js = je.js_divergence(p, q, **kw)
-    np.testing.assert_allclose(js, je.js_divergence(q, p, **kw), rtol=_tol(dtype), atol=1e-7)
+    js, js_swapped = jax.jit(
+        lambda p, q: (je.js_divergence(p, q, **kw), je.js_divergence(q, p, **kw))
+    )(p, q)
+    np.testing.assert_allclose(js, js_swapped, rtol=_tol(dtype), atol=1e-7)
     assert np.all(np.asarray(js) >= 0)
     assert np.all(np.asarray(js) <= np.log(2) * (1 + _tol(dtype)))
     assert np.all(np.asarray(je.js_divergence(p, q, base=2, **kw)) <= 1 + _tol(dtype))
@@ -271,14 +289,23 @@ def test_renyi_monotone_in_the_order_and_shannon_at_one(case):
     q, _, _ = _normalised(case, 0.0)
     dtype = case[2]
     tol = _tol(dtype) * 10
-    h = np.asarray(je.renyi_entropy(p, orders, **kw))
-    d = np.asarray(je.renyi_divergence(p, q, orders, **kw))
+
+    @jax.jit  # every measure in one compiled call
+    def measures(p, q):
+        return (
+            je.renyi_entropy(p, orders, **kw),
+            je.renyi_divergence(p, q, orders, **kw),
+            je.entropy(p, **kw),
+            je.tsallis_entropy(p, 1.0, **kw),
+            je.kl_divergence(p, q, **kw),
+        )
+
+    h, d, shannon, tsallis, kl = (np.asarray(x) for x in measures(p, q))
     assert np.all(np.diff(h, axis=0) <= tol * (1 + np.abs(h[1:])))  # non-increasing
     assert np.all(np.diff(d, axis=0) >= -tol * (1 + np.abs(d[1:])))  # non-decreasing
-    shannon = je.entropy(p, **kw)
     np.testing.assert_allclose(h[4], shannon, rtol=tol, atol=tol)
-    np.testing.assert_allclose(je.tsallis_entropy(p, 1.0, **kw), shannon, rtol=tol, atol=tol)
-    np.testing.assert_allclose(d[4], je.kl_divergence(p, q, **kw), rtol=tol, atol=tol)
+    np.testing.assert_allclose(tsallis, shannon, rtol=tol, atol=tol)
+    np.testing.assert_allclose(d[4], kl, rtol=tol, atol=tol)
 
 
 # Joint measures and Gaussian closed forms: identities and bounds on random inputs.
