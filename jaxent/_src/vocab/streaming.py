@@ -101,9 +101,10 @@ def bounded_chunk_sizes(
     Square blocks come first: :math:`T = C = s`, the largest multiple of 128 with
     :math:`S(s, s) \le B`; when N (or V) is smaller than s, T = N (C = V) and the other
     side takes the rest of the budget, in multiples of 128. Neither exceeds
-    ``default_chunk_sizes`` (larger blocks are no faster), and neither is less than 128
-    (or N, V): where even 128 x 128 blocks exceed B, those are used. A size passed as
-    ``chunk_size`` or ``token_chunk_size`` is kept and the other one fitted to it.
+    ``default_chunk_sizes`` (the single-device defaults), and neither is less than 128
+    (or N, V): where even 128 x 128 blocks exceed B, those are used. Each is then shrunk,
+    in multiples of 128, to split N (V) into equal blocks as nearly as it can. A size
+    passed as ``chunk_size`` or ``token_chunk_size`` is kept and the other one fitted to it.
 
     At N = 8192, V = 32000 (256000 classes on 8 devices), D = 4096 that is 128 x 128
     blocks; at N = 256, V = 4096, D = 128, 256 x 2048, the unbounded defaults.
