@@ -128,3 +128,10 @@ def test_temp_memory_forward_and_value_and_grad(case, dtype):
 @pytest.mark.parametrize("case", [CASES[0], CASES[5], CASES[-3]], ids=_id)
 def test_temp_memory_long_rows(case, dtype):
     _check(case, SHAPES[1], dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("case", [CASES[3], CASES[9], CASES[12], CASES[15]], ids=_id)
+def test_temp_memory_large_row_blocks(case, dtype):
+    # 4096 rows: the row-blocked passes take blocks of 4 rows (1024 steps), not one row.
+    _check(case, (4096, 32768), dtype)
