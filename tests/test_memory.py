@@ -93,16 +93,17 @@ def _bound(case, specs, dtype, long_rows: bool) -> float:
     Rows of 131072 classes: the fused passes reduce one row at a time, whose float32
     scratch is 2-3% of the logits at 256 rows; 3% is allowed there. bfloat16 inputs of the
     passes that loop over row blocks (every pass but the plain integer-label one on rows
-    shorter than 65536): XLA's CPU backend upcasts a bfloat16 array that enters a loop to
-    one float32 copy before the loop, so there the bound is that copy plus the same fraction
-    of the float32 bytes, and nothing more."""
+    shorter than 65536): they enter the loop as their raw bits, which XLA's CPU backend
+    copies whole before the loop (entered as bfloat16, it would upcast them to one float32
+    copy), so there the bound is that bfloat16-sized copy plus the same fraction of the
+    float32 bytes, and nothing more."""
     data = [s for s in specs if s.shape == specs[0].shape]
     nbytes = sum(math.prod(s.shape) * s.dtype.itemsize for s in data)
     fn, _, opts = case
     fraction = 0.03 if long_rows else FRACTION
     plain_int = fn is ICE and not opts.get("label_smoothing") and opts.get("where") != "class"
     if dtype == jnp.bfloat16 and not (plain_int and not long_rows):
-        return 2 * nbytes * (1 + fraction)  # the float32 copy, and the fraction of it
+        return nbytes * (1 + 2 * fraction)  # the copy of the bits, and the float32 fraction
     return fraction * nbytes
 
 
