@@ -603,3 +603,16 @@ def test_renyi_from_logits_temp_memory_bound():
     f = je.renyi_divergence_from_logits
     for fn in (f, _value_and_grad(f, 2)):
         assert _temp_bytes(fn, [logits, logits, order]) <= 6 * f32_bytes
+
+
+def test_no_overflow_near_the_largest_float():
+    """float32 inputs near 3.4e38: sums that overflow are formed from halves."""
+    big = jnp.array([3e38, 0.0], jnp.float32)
+    np.testing.assert_allclose(je.total_variation(big, big[::-1]), 3e38, rtol=1e-6)
+    same = jnp.array([3e38, 1.0], jnp.float32)
+    assert je.js_divergence(same, same) == 0
+    half = jnp.array([3e38, 1e38], jnp.float32)
+    want = 3e38 * np.log(2 * 3 / 4) + 1e38 * np.log(2 * 1 / 4)  # two equal cells, halved
+    np.testing.assert_allclose(je.js_divergence(half, half[::-1]), want, rtol=1e-5)
+    g = jax.grad(lambda p: je.js_divergence(p, half[::-1]))(half)
+    np.testing.assert_allclose(g, 0.5 * np.log(2 * np.array([3.0, 1.0]) / 4), rtol=1e-5)

@@ -694,3 +694,30 @@ def test_logit_measures_temp_memory(dtype):
             bound = 0.01 * nbytes if dtype == jnp.float32 else 2 * nbytes * 1.01
             temp = _temp_bytes(g, specs)
             assert temp <= bound + more, f"{fn.__name__} {opts} {label}: {temp / nbytes:.2%}"
+
+
+def test_nearly_certain_diagonal_table_keeps_its_accuracy():
+    """A cell holding all but 1e-6 of the mass: log(p / (p_x p_y)) is about 1e-6, and the
+    rounded ratio would keep only eps / 1e-6 of it (NMI 1.004 in float32 once). I = H(X)
+    for a diagonal table, NMI = 1 with slope 0 along it."""
+    small = jnp.array([1e-2, 1e-4, 1e-6], jnp.float32)
+    tables = jax.vmap(lambda s: jnp.array([[1 - s, 0.0], [0.0, s]]))(small)
+    marginals = np.asarray(tables, np.float64).sum(-1)
+    hx = -(marginals * np.log(marginals)).sum(-1)
+    i, nmi, g = jax.jit(
+        lambda t: (
+            je.mutual_information(t),
+            je.normalized_mutual_information(t),
+            jax.vmap(jax.grad(je.normalized_mutual_information))(t),
+        )
+    )(tables)
+    np.testing.assert_allclose(i, hx, rtol=1e-5)
+    np.testing.assert_allclose(nmi, 1.0, rtol=1e-5)
+    assert np.all(np.abs(g) < 1e-2), g
+
+
+def test_nmi_of_a_table_without_cells_is_that_of_empty_labelings():
+    # scikit-learn: normalized_mutual_info_score([], []) == 1; a masked table gives 0.
+    assert je.normalized_mutual_information(jnp.zeros((0, 3))) == 1
+    np.testing.assert_array_equal(je.normalized_mutual_information(jnp.zeros((2, 3, 0))), 1)
+    assert je.normalized_mutual_information(jnp.ones((2, 2)), where=jnp.zeros((2, 2), bool)) == 0

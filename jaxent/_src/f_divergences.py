@@ -453,11 +453,22 @@ def _js_bracket(d: jax.Array) -> jax.Array:
     return jnp.where(small, series, xlog(dl) + xlog(-dl))
 
 
+def _half_sum_and_gap_ratio(x: jax.Array, y: jax.Array, ok: jax.Array):
+    """(x + y) / 2 and (x - y) / (x + y) (0 where not ``ok``), from halves where x + y
+    overflows (two numbers near the largest float), as they are everywhere else."""
+    s = x + y
+    big = jnp.isinf(s)
+    hx, hy = 0.5 * x, 0.5 * y
+    half = jnp.where(big, hx + hy, 0.5 * s)
+    gap = jnp.where(big, hx - hy, x - y)
+    return half, jnp.where(ok, gap / jnp.where(ok, jnp.where(big, half, s), 1), 0)
+
+
 def _js_slope(x: jax.Array, y: jax.Array) -> jax.Array:
     """d/dx of a Jensen-Shannon term: log(2x/(x + y)) / 2 = log1p(d) / 2; reported as 0 at
     x = 0, where it diverges."""
     ok = x > 0
-    d = jnp.where(ok, (x - y) / jnp.where(ok, x + y, 1), 0)
+    _, d = _half_sum_and_gap_ratio(x, y, ok)
     return jnp.where(ok, 0.5 * jnp.log1p(d), 0)
 
 
@@ -468,10 +479,9 @@ def _js_terms(p: jax.Array, q: jax.Array) -> jax.Array:
     Written as :math:`\tfrac{m}{2}[(1+d)\log(1+d) + (1-d)\log(1-d)]` with
     d = (p - q)/(p + q): accurate where p and q nearly agree. 0 where p = q = 0.
     """
-    s = p + q
-    pos = s > 0
-    d = jnp.where(pos, (p - q) / jnp.where(pos, s, 1), 0)
-    value = jnp.where(pos, 0.25 * s * _js_bracket(d), 0)
+    pos = p + q > 0
+    half, d = _half_sum_and_gap_ratio(p, q, pos)
+    value = jnp.where(pos, 0.5 * half * _js_bracket(d), 0)
     return jnp.where((p >= 0) & (q >= 0), value, jnp.nan)
 
 
@@ -708,9 +718,11 @@ def total_variation(
       A. B. Tsybakov, "Introduction to Nonparametric Estimation", 2009, sec. 2.4.
     """
     x, y, axes, mask = _two(p, q, axis, where)
-    d = x - y
-    # |d| as d sign(d): its derivative sign(d) is 0 at d = 0 (jnp.abs's would be 1).
-    return 0.5 * arguments.masked_sum(d * jnp.sign(d), axes, mask)
+    # Halves first: |p - q| of two numbers near the largest float may overflow where its
+    # half does not. |d| as d sign(d): its derivative sign(d) is 0 at d = 0 (jnp.abs's
+    # would be 1).
+    d = 0.5 * x - 0.5 * y
+    return arguments.masked_sum(d * jnp.sign(d), axes, mask)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))

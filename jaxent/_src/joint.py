@@ -96,10 +96,16 @@ class _Parts:
         # NaN included: a NaN cell is not dropped.
         self.zero = p == 0
         p_, px_, py_ = (jnp.where(self.zero, 1, x) for x in (p, self.px, self.py))
-        # Logs of the ratios in the definitions, each ratio rounded at most twice: accurate
-        # to an ulp or two however large the logs of p, p_x and p_y themselves are.
-        self.log_px_over_p = jnp.log(px_ / p_)
-        self.rho = jnp.log((p_ / px_) / py_)
+        # Logs of the ratios in the definitions. A ratio rounded once or twice puts an
+        # absolute error of an ulp or two into its log, however large the logs of p, p_x
+        # and p_y; the difference of the logs puts eps times their sizes, far less where
+        # all three are near 1 (a cell holding nearly all the mass, where the log of the
+        # ratio is tiny and the rounded ratio would keep only eps / |log| of it). Each cell
+        # takes the more accurate of the two.
+        lp, lx, ly = jnp.log(p_), jnp.log(px_), jnp.log(py_)
+        near_one = jnp.abs(lp) + jnp.abs(lx) + jnp.abs(ly) < 1
+        self.log_px_over_p = jnp.where(near_one, lx - lp, jnp.log(px_ / p_))
+        self.rho = jnp.where(near_one, lp - lx - ly, jnp.log((p_ / px_) / py_))
         self.log_px = _safe_log(self.px, self.px == 0)
         self.log_py = _safe_log(self.py, self.py == 0)
 
@@ -364,8 +370,9 @@ def normalized_mutual_information(
     the result lies in [0, 1] (to within rounding). A ratio of two quantities in the same
     unit, it takes no ``base``. Masked cells are set to 0 (see ``joint_entropy``), but a
     table with no allowed cell (excluded by a per-table ``where``, or all its cells masked)
-    gives 0, as in every jaxent function. A negative
-    or NaN cell inside the mask gives NaN. The derivative is
+    gives 0, as in every jaxent function. A table with an axis of length 0 is all zeros,
+    not masked: 1, as scikit-learn's score of two empty labelings. A negative or NaN cell
+    inside the mask gives NaN. The derivative is
     :math:`(2\,\partial I - \operatorname{NMI}\,\partial(H(X) + H(Y))) / (H(X) + H(Y))`
     from the closed forms of its parts on the normalised table, carried through the
     division by the total (so it has no component along ``joint`` itself), reported as 0 at
