@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import jaxent as je
-from benchmarks import cases, harness
+from benchmarks import cases, harness, targets
 from benchmarks.__main__ import main
 
 
@@ -37,7 +37,7 @@ def test_quick_run_prints_tables_and_writes_json(tmp_path, capsys):
     by_name = {v["name"]: v for v in vg["variants"]}
     assert by_name["optax"]["max_rel_err"] < 1e-4  # compared, and agreeing
     assert by_name["copy"]["max_rel_err"] is None  # a machine limit: never compared
-    assert [t["id"] for t in data["targets"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [t["id"] for t in data["targets"]] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
 def test_quick_fused_run_prints_tables_and_writes_json(tmp_path, capsys):
@@ -65,7 +65,7 @@ def test_quick_fused_run_prints_tables_and_writes_json(tmp_path, capsys):
         rtol = 1e-4 if rec["dtype"] == "float32" else 6e-2
         assert by_name["fused"]["max_rel_err"] <= rtol
         assert 0 < by_name["fused"]["temp_bytes"] < by_name["dense"]["temp_bytes"]
-    fused_target = data["targets"][-1]
+    fused_target = next(t for t in data["targets"] if t["id"] == 7)
     assert fused_target["id"] == 7 and len(fused_target["checks"]) == 2
     for check, rec in zip(fused_target["checks"], records, strict=True):
         by_name = {v["name"]: v for v in rec["variants"]}
@@ -152,3 +152,34 @@ def test_agree_scales_errors_by_typical_size():
     assert harness.agree(b + np.array([1e-6, 0.0, 0.0]), b, 1e-5) < 1e-5
     with pytest.raises(harness.AgreementError):
         harness.agree(b * np.array([1.0, 1.01, 1.0]), b, 1e-3)
+
+
+def _fake(group, case, ms: dict, temp=0, shape=(64, 512), dtype="float32"):
+    return {
+        "group": group,
+        "case": case,
+        "shape": list(shape),
+        "dtype": dtype,
+        "data_bytes": 1000,
+        "variants": [
+            {"name": n, "median_ms": t, "temp_bytes": temp if n == "jaxent" else 0}
+            for n, t in ms.items()
+        ],
+    }
+
+
+def test_logits_family_targets_compare_with_the_best_alternative():
+    records = [
+        _fake("xent_soft", "fwd", {"jaxent": 3.0, "optax": 2.0, "naive": 4.0, "sum_exp": 1.0}),
+        _fake("kl_logits", "vg", {"jaxent": 1.0, "optax": 2.0, "copy": 0.5}, temp=20),
+        _fake("xent_int", "vg", {"jaxent": 1.2, "optax": 2.0, "copy": 1.0}),
+        _fake("xent_int", "vg", {"jaxent": 1.3, "optax": 2.0, "copy": 1.0}, dtype="bfloat16"),
+    ]
+    got = {t["id"]: t for t in targets.evaluate(records, quick=True)}
+    checks = {(c["what"], c["dtype"]): c for c in got[8]["checks"]}
+    assert checks["xent_soft fwd: jaxent / optax time", "float32"]["value"] == 1.5
+    assert checks["xent_soft fwd: jaxent / sum_exp time", "float32"]["value"] == 3.0
+    assert checks["kl_logits vg: jaxent / optax time", "float32"]["met"]
+    assert not checks["kl_logits vg: temp / logits bytes", "float32"]["met"]  # 2%
+    assert not got[8]["met"]
+    assert [c["met"] for c in got[9]["checks"]] == [True, False]
