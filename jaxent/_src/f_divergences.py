@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,16 @@ import numpy as np
 from . import arguments
 from .divergences import _pair
 from .numerics import is_zero
-from .softmax import ShiftedLogits, _p, _row_spec, _rows_stats, _upcast, class_masks
+from .softmax import (
+    ShiftedLogits,
+    _mask_parts,
+    _p,
+    _row_blocks,
+    _row_spec,
+    _rows_stats,
+    _upcast,
+    class_masks,
+)
 
 # |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
 _NEAR = 0.25
@@ -113,8 +123,28 @@ def _log1p_over_x(s: jax.Array) -> jax.Array:
 _log1p_over_x.defjvp(lambda p, t: (_log1p_over_x(p[0]), _log1p_over_x_slope(p[0]) * t[0]))
 
 
-def _lpm_parts(p, v, beta, axis):
-    r"""The Rényi power mean G of ``v`` under the weights ``p`` and the pieces of its JVP.
+class _LpmRows(NamedTuple):
+    """Per-row values of the Rényi power mean (see ``_lpm_parts``): the result ``g`` and its
+    slope ``db`` in beta, and what the elementwise slopes (``_lpm_cells``) are written from."""
+
+    g: jax.Array
+    db: jax.Array
+    total: jax.Array  # sum of p, 1 in an empty row
+    near: jax.Array  # beta near 0: the series forms
+    top: jax.Array  # beta = inf: the maximum
+    bn: jax.Array  # beta where near, else 0
+    bf: jax.Array  # beta where neither near nor top, else 1
+    g_fin: jax.Array  # g, 0 where infinite or empty
+    k: jax.Array  # the log of the normaliser of the escort weights
+    dead: jax.Array  # g infinite or the row empty: every slope 0
+    lse: jax.Array  # the log-sum-exp of the far form
+    v_max: jax.Array  # the largest v on the support
+    n_ties: jax.Array  # how many support entries reach it
+
+
+def _lpm_rows(p, v, beta, axis) -> _LpmRows:
+    r"""The Rényi power mean G of ``v`` under the weights ``p``, per row, with the per-row
+    values its slopes are written from.
 
     With :math:`w = p / \sum p` over the support :math:`p_i > 0`,
 
@@ -125,8 +155,6 @@ def _lpm_parts(p, v, beta, axis):
     G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. Near
     :math:`\beta = 0` it is computed as :math:`\log(1 + S)/S \cdot S/\beta` with
     :math:`S = \sum w\,\mathrm{expm1}(\beta v)`, free of 0/0; elsewhere by log-sum-exp.
-    Returns G and its derivatives in ``p`` (holding v), ``v`` (the escort weights r) and
-    :math:`\beta`, each 0 where G is infinite or the row is empty.
     """
     sup = p > 0
     inf_v = sup & (v == jnp.inf)
@@ -169,32 +197,68 @@ def _lpm_parts(p, v, beta, axis):
     g_fin = jnp.where(dead, 0, g)
     k = jnp.where(near, k_near, k_far)
     k = jnp.where(dead | top, 0, k)
-    x = jnp.where(near, bn, bf) * t - k
-    x = jnp.where(fin & ~dead & ~top, x, 0)
-    # Escort weights r = w e^x = dG/dv; at alpha = inf the argmax, ties shared.
-    r_near = w * jnp.exp(x)
-    r_far = jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(lse), lse, 0)), 0)
-    ties = sup & (v == v_max)
-    r_top = ties / jnp.maximum(jnp.sum(ties, axis, keepdims=True), 1).astype(p.dtype)
-    r = jnp.where(top, r_top, jnp.where(near, r_near, r_far))
-    r = jnp.where(dead, 0, r)
+    n_ties = jnp.sum(sup & (v == v_max), axis, keepdims=True)
+    rows = _LpmRows(g, g, total, near, top, bn, bf, g_fin, k, dead, lse, v_max, n_ties)
     # dG/dbeta.
+    x = _lpm_exponent(t, fin, rows)
     db_near = jnp.sum(w * (t - g_fin) ** 2 * expm1_over_x_slope(x), axis, keepdims=True)
     db_near = db_near + jnp.where(neg, m_inf / (bn_neg * bn_neg), 0)
-    db_far = (jnp.sum(r_far * t, axis, keepdims=True) - g_fin) / bf
+    db_far = (jnp.sum(_lpm_r_far(p, t, fin, rows) * t, axis, keepdims=True) - g_fin) / bf
     db = jnp.where(top | dead, 0, jnp.where(near, db_near, db_far))
+    return rows._replace(db=db)
+
+
+def _lpm_exponent(t, fin, rows: _LpmRows) -> jax.Array:
+    """x = beta v - k on the finite support of a live row (0 elsewhere): the escort weight
+    is w e^x."""
+    x = jnp.where(rows.near, rows.bn, rows.bf) * t - rows.k
+    return jnp.where(fin & ~rows.dead & ~rows.top, x, 0)
+
+
+def _lpm_r_far(p, t, fin, rows: _LpmRows) -> jax.Array:
+    """The escort weights of the far form, exp(log p + beta v - lse)."""
+    a = jnp.where(fin, jnp.log(jnp.where(fin, p, 1)) + rows.bf * t, -jnp.inf)
+    return jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(rows.lse), rows.lse, 0)), 0)
+
+
+def _lpm_cells(p, v, beta, rows: _LpmRows):
+    """The slopes of G in each ``p`` (holding v) and each ``v`` (the escort weights r),
+    elementwise from the entries and their row's values; 0 where G is infinite or the row
+    empty."""
+    sup = p > 0
+    fin = sup & (v != jnp.inf)
+    w = jnp.where(fin, p / rows.total, 0)
+    t = jnp.where(fin, v, 0)
+    x = _lpm_exponent(t, fin, rows)
+    top, near, dead = rows.top, rows.near, rows.dead
+    # Escort weights r = w e^x = dG/dv; at alpha = inf the argmax, ties shared.
+    r_near = w * jnp.exp(x)
+    r_far = _lpm_r_far(p, t, fin, rows)
+    ties = sup & (v == rows.v_max)
+    r_top = ties / jnp.maximum(rows.n_ties, 1).astype(p.dtype)
+    r = jnp.where(top, r_top, jnp.where(near, r_near, r_far))
+    r = jnp.where(dead, 0, r)
     # dG/dp_i holding v: (e^x - 1) / (beta W) on the finite support; off it, -1/(beta W)
     # where the one-sided slope is finite (v_i = -inf with beta > 0, or +inf with beta < 0),
     # else 0 (it diverges).
-    dp_near = expm1_over_x(x) * (t - g_fin) / total
-    dp_far = jnp.expm1(x) / (bf * total)
+    dp_near = expm1_over_x(x) * (t - rows.g_fin) / rows.total
+    dp_far = jnp.expm1(x) / (rows.bf * rows.total)
     dp_fin = jnp.where(near, dp_near, dp_far)
     b_safe = jnp.where((beta == 0) | top, 1, beta)
     finite_off = ((beta > 0) & (v == -jnp.inf)) | ((beta < 0) & (v == jnp.inf))
-    dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * total), 0)
+    dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * rows.total), 0)
     dp = jnp.where(fin, jnp.where(top, 0, dp_fin), dp_off)
     dp = jnp.where(dead, 0, dp)
-    return g, dp, r, db
+    return dp, r
+
+
+def _lpm_parts(p, v, beta, axis):
+    """The Rényi power mean G of ``v`` under the weights ``p`` and the pieces of its JVP: G,
+    its derivatives in ``p`` (holding v), ``v`` (the escort weights r) and beta, each 0
+    where G is infinite or the row is empty (see ``_lpm_rows``)."""
+    rows = _lpm_rows(p, v, beta, axis)
+    dp, r = _lpm_cells(p, v, beta, rows)
+    return rows.g, dp, r, rows.db
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
@@ -362,13 +426,19 @@ def renyi_divergence_from_logits(
     NaN allowed logit gives NaN. A value that rounding leaves below 0 (identical inputs) is
     returned as 0, with gradient 0.
 
-    Memory: this one is not fused. The power mean takes a different form near
-    :math:`\alpha = 1` (a series without 0/0), away from it (a log-sum-exp) and at
-    :math:`\alpha = \infty` (a maximum), selected per example from a traced order, and
-    its derivative rule works on the whole softmaxes: the compiler's temp memory is up to
-    six float32 copies of the two logit arrays (measured with ``memory_analysis()`` on
-    the CPU, a traced order, forward and value-and-grad), where the other functions on
-    logits keep under 1%.
+    Memory: the logits are read as they are (half precision upcast inside the pass), a
+    block of rows at a time: the row maxima and sums, the power mean in its form for each
+    row's order (a series near 1, a log-sum-exp away from it, a maximum at infinity) and
+    the row sums its slopes need come from one pass, and the derivative rule writes each
+    gradient in one elementwise pass from the logits and those per-row values. Measured
+    with ``memory_analysis()`` at [1024, 32768] with a traced order per example, forward
+    and value-and-grad: 0.26% and 0.54% of the two logit arrays in float32 (it was up to
+    six float32 copies), masks and ``base`` included; bfloat16 adds the one
+    bfloat16-sized copy of the shared row-block passes. At [2048, 4096] float32, order 2
+    (interleaved medians on the CPU): forward 0.98x the time of the naive
+    ``log(sum(p * p / q))`` on whole softmaxes, value-and-grad 1.66x (it stores
+    0.5 MiB of temp where the naive form stores 128 MiB). An order array that spreads a
+    per-example axis of size 1 takes the whole-array form.
 
     Args:
       p_logits: logits of the reference distribution p, shape ``[..., K, ...]``.
@@ -397,18 +467,136 @@ def renyi_divergence_from_logits(
     References:
       T. van Erven and P. Harremoës, "Rényi Divergence and Kullback-Leibler Divergence", 2014.
     """
-    a, b, mask, batch = _logit_pair(p_logits, q_logits, axis, where)
+    p_logits = arguments.as_array(p_logits, "p_logits")
+    q_logits = arguments.as_array(q_logits, "q_logits")
+    arguments.require_float(q_logits, "q_logits")
+    arguments.require_same_shape(p_logits, q_logits, "p_logits", "q_logits")
+    ca = arguments.ClassAxis(p_logits, axis, where, name="p_logits")
+    batch = ca.batch_shape
     order_ = order(alpha, "alpha", batch)
-    dtype = arguments.compute_dtype(a, b, weights=(order_,))
-    beta = per_example_order(order_, dtype) - 1
-    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
-    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
-    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
-    d = log_power_mean(jnp.where(positive, sa.p, 0), v, beta)
+    dtype = arguments.compute_dtype(p_logits, q_logits, weights=(order_,))
+    shape = np.broadcast_shapes(order_.shape, batch)
+    extra = shape[: len(shape) - len(batch)]
+    if shape[len(extra) :] != batch:
+        # An order that spreads a per-example axis of size 1: the logits broadcast along it.
+        d = _renyi_unfused(p_logits, q_logits, order_, dtype, axis, where)
+    else:
+        # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
+        mask, skip = class_masks(ca, where)
+        spec, (a, b), mask, moved = _row_spec(ca.z, mask, ca.axis, (ca.z, ca.layout(q_logits)))
+        if moved and skip is not None:
+            skip = jnp.moveaxis(skip, ca.axis, -1)
+        beta = jnp.broadcast_to(per_example_order(order_, dtype) - 1, (*shape, 1))
+        ct = jnp.result_type(a.dtype, b.dtype, dtype)
+        beta = beta.astype(ct).reshape((math.prod(extra), *batch, 1))
+
+        def one(bt):
+            return _renyi_logits(spec, a, b, bt, mask, skip)
+
+        # Orders on axes before the per-example ones: one fused pass per order.
+        d = jax.vmap(one)(beta).reshape(shape) if extra else one(beta[0])
     # Two distributions: D >= 0, and a value below 0 is rounding, held at 0 (gradient 0).
     d = jnp.where(d < 0, 0, d)
     d = jnp.where(~(order_ >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
+
+
+def _renyi_unfused(p_logits, q_logits, order_, dtype, axis, where):
+    """The Rényi divergence from whole softmax arrays (see ``log_power_mean``)."""
+    a, b, mask, _ = _logit_pair(p_logits, q_logits, axis, where)
+    beta = per_example_order(order_, dtype) - 1
+    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
+    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
+    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
+    return log_power_mean(jnp.where(positive, sa.p, 0), v, beta)
+
+
+def _renyi_stats(a, b, beta, mask):
+    """Per-row (m_a, s_a, m_b, s_b, the power mean's row values, sum p dG/dp, sum r) of a
+    block of rows."""
+    sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
+    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
+    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
+    p = jnp.where(positive, sa.p, 0)
+    rows = _lpm_rows(p, v, beta, -1)
+    dp, r = _lpm_cells(p, v, beta, rows)
+    big_p = jnp.sum(p * dp, -1, keepdims=True)
+    big_r = jnp.sum(r, -1, keepdims=True)
+    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), *rows, big_p, big_r
+
+
+def _renyi_parts(spec, a, b, beta, mask, skip):
+    ct = beta.dtype
+    mfull, mconst = _mask_parts(mask, a.shape)
+
+    def fn(fb, rb, consts):
+        (mc,) = consts
+        mk = fb[2] if mc is None else mc
+        if mk is not None:
+            mk = jnp.broadcast_to(mk, fb[0].shape)
+        return _renyi_stats(fb[0], fb[1], rb[0], mk)
+
+    out = _row_blocks(fn, (a, b, mfull), (beta,), (mconst,), ct, a.shape)
+    ma, sa, mb, sb = out[:4]
+    rows = _LpmRows(*out[4:-2])
+    big_p, big_r = out[-2:]
+    return ct, ma, sa, mb, sb, rows, big_p, big_r
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _renyi_logits(spec, a, b, beta, mask, skip):
+    g = _renyi_parts(spec, a, b, beta, mask, skip)[5].g
+    if skip is not None:
+        g = jnp.where(skip, 0, g)
+    return jnp.squeeze(g, -1)
+
+
+def _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, p_of):
+    """p and v of each entry from the per-row shifts and sums (``p_of``: ``softmax._p`` or
+    ``_p_apart``, so that the two gradients' passes do not share them), and the slopes of
+    the power mean there."""
+    p = p_of(af, ma, sa)
+    log_sa = jnp.log(jnp.where(sa > 0, sa, 1))
+    log_sb = jnp.where(sb > 0, jnp.log(jnp.where(sb > 0, sb, 1)), -jnp.inf)
+    neg_log_q = jnp.where(log_sb == -jnp.inf, jnp.inf, log_sb - (bf - mb))
+    positive = p != 0
+    v = jnp.where(positive, ((af - ma) - log_sa) + neg_log_q, -jnp.inf)
+    p = jnp.where(positive, p, 0)
+    dp, r = _lpm_cells(p, v, beta, rows)
+    return p, dp, r
+
+
+def _renyi_logits_jvp(spec, primals, tangents):
+    a, b, beta, mask, skip = primals
+    da, db, dbeta = tangents[:3]
+    ct, ma, sa, mb, sb, rows, big_p, big_r = _renyi_parts(spec, a, b, beta, mask, skip)
+
+    def kept(x):
+        return x if skip is None else jnp.where(skip, 0, x)
+
+    out = jnp.squeeze(kept(rows.g), -1)
+    dout = jnp.zeros_like(out)
+    af, bf = _upcast(a, ct), _upcast(b, ct)
+    if mask is not None:
+        af = jnp.where(mask, af, -jnp.inf)
+        bf = jnp.where(mask, bf, -jnp.inf)
+    # With r the escort weights and R, P their row sums and that of p dG/dp:
+    # dD/da = p (dG/dp - P) + r - p R, and dD/db = q R - r. Each gradient's pass writes
+    # what it needs elementwise from the logits and the per-row values.
+    if not is_zero(da):
+        p, dp, r = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p)
+        coef = kept(p * (dp - big_p) + r - p * big_r)
+        dout = dout + jnp.sum(coef * da.astype(ct), axis=-1)
+    if not is_zero(db):
+        _, _, r = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p_apart)
+        coef = kept(_p(bf, mb, sb) * big_r - r)
+        dout = dout + jnp.sum(coef * db.astype(ct), axis=-1)
+    if not is_zero(dbeta):
+        dout = dout + jnp.squeeze(kept(rows.db) * dbeta, -1)
+    return out, dout
+
+
+_renyi_logits.defjvp(_renyi_logits_jvp, symbolic_zeros=True)
 
 
 def _logit_pair(p_logits, q_logits, axis, where):
