@@ -592,3 +592,17 @@ def test_logits_whose_spread_overflows_give_zero_with_zero_gradient():
 def test_renyi_entropy_of_an_empty_class_axis_is_zero():
     got = jax.jit(lambda p: je.renyi_entropy(p, 2.0))(jnp.zeros((2, 0)))
     np.testing.assert_array_equal(got, [0.0, 0.0])
+
+
+def test_entropy_temp_memory_float32():
+    """Forward and value-and-grad of the entropy of probabilities keep no array of the
+    input's size in float32 (compile only). Its select-free terms fuse into the CPU's
+    reduction kernel; with a bound of +0 in them, the broadcast 0 was handed to that kernel
+    as a whole array (100% of the input in value-and-grad)."""
+    spec = jax.ShapeDtypeStruct((1024, 32768), jnp.float32)
+    nbytes = 1024 * 32768 * 4
+    for fn in (je.entropy, jax.value_and_grad(lambda p: je.entropy(p).sum())):
+        mem = jax.jit(fn).lower(spec).compile().memory_analysis()
+        if mem is None:
+            pytest.skip("no memory analysis on this backend")
+        assert mem.temp_size_in_bytes <= 0.01 * nbytes

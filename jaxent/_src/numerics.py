@@ -44,13 +44,15 @@ def xlogx_to_sum(x: jax.Array) -> jax.Array:
     a compare-and-select in the summand keeps the reduction from fusing, which then stores
     every term (a fresh array of x's size, 3-4x slower).
 
-    .. math:: x \log \max(x, \text{tiny}) + \sqrt{\min(x, 0)}
+    .. math:: x \log \max(x, \text{tiny}) + \sqrt{\min(x, -0)}
 
     equals ``xlogx`` (0 at 0 and -0, NaN for negative or NaN x, +inf at +inf) except below
-    the smallest normal number, where both are within 1e-36 of 0. Same derivative.
+    the smallest normal number, where both are within 1e-36 of 0. Same derivative. (The
+    bound is -0, not 0: a broadcast 0 is shared with other uses of 0 and handed to the
+    CPU's reduction kernel as an array of x's size.)
     """
     tiny = jnp.finfo(x.dtype).tiny
-    return x * jnp.log(jnp.maximum(x, tiny)) + jnp.sqrt(jnp.minimum(x, 0))
+    return x * jnp.log(jnp.maximum(x, tiny)) + jnp.sqrt(jnp.minimum(x, -0.0))
 
 
 @xlogx_to_sum.defjvp
