@@ -183,3 +183,13 @@ def test_logits_family_targets_compare_with_the_best_alternative():
     assert not checks["kl_logits vg: temp / logits bytes", "float32"]["met"]  # 2%
     assert not got[8]["met"]
     assert [c["met"] for c in got[9]["checks"]] == [True, False]
+
+
+def test_probes_quick_run_prints_every_probe(capsys):
+    from benchmarks import probes
+
+    probes.main(["--quick"])
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| ")]
+    rows = [x for x in lines if not x.startswith("| probe")]
+    assert {r.split(" | ")[0][2:] for r in rows} == {"loop", "bf16_loop", "int_vg"}
+    assert all(r.count("|") == 7 for r in rows), rows

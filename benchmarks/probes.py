@@ -1,0 +1,159 @@
+"""Probes of the CPU's limits behind the open logits targets: ``python -m benchmarks.probes``.
+
+Each probe times a few bare computations side by side (interleaved calls, medians), or reads
+the compiler's temp bytes, to show what bounds a fused kernel on this backend:
+
+- ``loop``: a row-wise log-sum-exp over the whole array against the same over blocks of 4
+  rows in a ``lax.map`` (the row-block loop of the fused kernels), and jaxent's entropy
+  forward beside the naive form;
+- ``bf16_loop``: the temp bytes of a ``lax.map`` over blocks of a bfloat16 array, entered as
+  bfloat16 (upcast per block) and as its raw bits;
+- ``int_vg``: the integer-label value-and-grad at long rows beside its two necessary passes,
+  one that writes an array of the logits' size (``exp(x - 1)``) and the blocked row
+  statistics, and one copy.
+
+``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jaxent as je
+from jaxent._src import softmax
+
+
+def _timed(fns: dict[str, Callable], args: tuple, repeats: int) -> dict[str, float]:
+    """Median milliseconds per call, the variants called in turn (after one warm call)."""
+    jitted = {name: jax.jit(f) for name, f in fns.items()}
+    for f in jitted.values():
+        jax.block_until_ready(f(*args))
+    times: dict[str, list[float]] = {name: [] for name in jitted}
+    for _ in range(repeats):
+        for name, f in jitted.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+def _temp_mib(f: Callable, *specs) -> float:
+    mem = jax.jit(f).lower(*specs).compile().memory_analysis()
+    return float("nan") if mem is None else mem.temp_size_in_bytes / 2**20
+
+
+def _lse(x):
+    m = jnp.max(x, axis=-1, keepdims=True)
+    return (jnp.log(jnp.sum(jnp.exp(x - m), axis=-1, keepdims=True)) + m)[..., 0]
+
+
+def _lse_blocks(x, rows: int = 4):
+    n, k = x.shape
+    return jax.lax.map(_lse, x.reshape(n // rows, rows, k)).reshape(n)
+
+
+def _naive_entropy(x):
+    return -jnp.sum(jax.nn.softmax(x) * jax.nn.log_softmax(x), axis=-1)
+
+
+def loop(shape, repeats: int) -> list[str]:
+    x = jax.random.normal(jax.random.key(0), shape, jnp.float32)
+    ms = _timed(
+        {
+            "lse whole": _lse,
+            "lse blocks of 4 rows": _lse_blocks,
+            "entropy_from_logits": je.entropy_from_logits,
+            "naive entropy": _naive_entropy,
+        },
+        (x,),
+        repeats,
+    )
+    return [f"| loop | {list(shape)} | float32 | {k} | {v:.1f} | |" for k, v in ms.items()]
+
+
+def bf16_loop(shape) -> list[str]:
+    spec = jax.ShapeDtypeStruct(shape, jnp.bfloat16)
+
+    def upcast_in_loop(x):
+        n, k = x.shape
+        blocks = x.reshape(n // 4, 4, k)
+        return jax.lax.map(lambda b: _lse(b.astype(jnp.float32)), blocks).reshape(n)
+
+    def bits_in_loop(x):
+        n, k = x.shape
+        bits = jax.lax.bitcast_convert_type(x, jnp.uint16).reshape(n // 4, 4, k)
+
+        def step(b):
+            f = jax.lax.bitcast_convert_type(b.astype(jnp.uint32) << 16, jnp.float32)
+            return _lse(f)
+
+        return jax.lax.map(step, bits).reshape(n)
+
+    mib = 2 * np.prod(shape) / 2**20
+    return [
+        f"| bf16_loop | {list(shape)} | bfloat16 ({mib:.0f} MiB) | {name} | temp {t:.2f} MiB | |"
+        for name, t in (
+            ("upcast per block", _temp_mib(upcast_in_loop, spec)),
+            ("raw bits, shifted per block", _temp_mib(bits_in_loop, spec)),
+        )
+    ]
+
+
+def int_vg(shape, repeats: int) -> list[str]:
+    out = []
+    labels = jax.random.randint(jax.random.key(2), shape[:1], 0, shape[1])
+
+    def blocked_stats(x):
+        m, s = softmax._max_and_sum_exp_blocked(x, None, jnp.float32)
+        return m + jnp.log(s)
+
+    def vg(loss):
+        return jax.value_and_grad(lambda x: loss(x, labels).mean())
+
+    for dtype in (jnp.float32, jnp.bfloat16):
+        x = jax.random.normal(jax.random.key(0), shape, jnp.float32).astype(dtype)
+        fns = {
+            "copy": jnp.copy,
+            "exp(x - 1) written": lambda x: jnp.exp(x - 1),
+            "blocked row statistics": blocked_stats,
+            "jaxent vg": vg(je.softmax_cross_entropy_with_integer_labels),
+            "optax vg": vg(optax.losses.softmax_cross_entropy_with_integer_labels),
+        }
+        if shape[1] < softmax._ROW_BLOCK_MIN_CLASSES:
+            del fns["blocked row statistics"]  # (blocked only from 65536 classes)
+        ms = _timed(fns, (x,), repeats)
+        name = jnp.dtype(dtype).name
+        out += [
+            f"| int_vg | {list(shape)} | {name} | {k} | {v:.1f} | {v / ms['copy']:.2f} |"
+            for k, v in ms.items()
+        ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, a smoke test")
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args(argv)
+    big = ((64, 512), (8, 1024)) if args.quick else ((4096, 32768), (1024, 131072))
+    repeats = 2 if args.quick else args.repeats
+    print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}")
+    print("| probe | shape | dtype | variant | median ms (or temp) | x copy |")
+    print("|---|---|---|---|---:|---:|")
+    for line in (
+        *loop(big[0], repeats),
+        *bf16_loop((big[0][0] // 4, big[0][1])),
+        *int_vg(big[1], repeats),
+    ):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
