@@ -649,9 +649,10 @@ def _entropy_stats(axis, z, mask):
     if mask is not None:
         z = jnp.where(mask, z, -jnp.inf)
     m = _shift(z, axis)
-    s = _sum(jnp.exp(z - m), axis)
-    log_s = _safe_log(s)
-    u = 2 * _sum(jnp.exp(z - (m + log_s)) * _half_gap(m, z), axis)
+    e = jnp.exp(z - m)
+    s = _sum(e, axis)
+    # sum p (m - z) as sum e (m - z) / s: one exponential per entry.
+    u = 2 * _sum(e * _half_gap(m, z), axis) / jnp.where(s == 0, 1, s)
     return m, s, u
 
 
@@ -717,10 +718,11 @@ def _kl_stats(axis, a, b, mask):
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
     ma, mb = _shift(a, axis), _shift(b, axis)
-    sa, sb = _sum(jnp.exp(a - ma), axis), _sum(jnp.exp(b - mb), axis)
-    p = jnp.exp(a - (ma + _safe_log(sa)))
-    u = 2 * _sum(p * (_half_gap(mb, b) - _half_gap(ma, a)), axis)
-    neg = _sum(p * _neg_inf(b), axis)
+    ea = jnp.exp(a - ma)
+    sa, sb = _sum(ea, axis), _sum(jnp.exp(b - mb), axis)
+    # sum p (log p - log q) from e_a = s_a p: two exponentials per entry pair, not three.
+    u = 2 * _sum(ea * (_half_gap(mb, b) - _half_gap(ma, a)), axis) / jnp.where(sa == 0, 1, sa)
+    neg = _sum(ea * _neg_inf(b), axis)  # > 0 exactly where p has mass on a -inf of b
     return ma, mb, sa, sb, u, neg
 
 
