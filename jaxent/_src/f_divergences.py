@@ -491,7 +491,7 @@ def renyi_divergence_from_logits(
         beta = beta.astype(ct).reshape((math.prod(extra), *batch, 1))
 
         def one(bt):
-            return _renyi_logits(spec, a, b, bt, mask, skip)
+            return _renyi_logits_compiled(spec, a, b, bt, mask, skip)
 
         # Orders on axes before the per-example ones: one fused pass per order.
         d = jax.vmap(one)(beta).reshape(shape) if extra else one(beta[0])
@@ -597,6 +597,8 @@ def _renyi_logits_jvp(spec, primals, tangents):
 
 
 _renyi_logits.defjvp(_renyi_logits_jvp, symbolic_zeros=True)
+# One compilation for eager calls (as ``_log_power_mean_compiled``).
+_renyi_logits_compiled = jax.jit(_renyi_logits, static_argnums=0)
 
 
 def _logit_pair(p_logits, q_logits, axis, where):
