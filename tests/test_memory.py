@@ -49,6 +49,14 @@ CASES = [
 ]
 
 
+# The sums over probabilities (no softmax): the same discipline, with gradients in both inputs.
+PROB_CASES = [
+    (f, second, o)
+    for f, second in ((je.entropy, None), (je.kl_divergence, "same"), (je.cross_entropy, "same"))
+    for o in ({}, {"where": "row"}, {"where": "class"})
+]
+
+
 def _id(case):
     fn, _, opts = case
     return fn.__name__ + "-" + ("-".join(f"{k}={v}" for k, v in opts.items()) or "plain")
@@ -107,11 +115,11 @@ def _bound(case, specs, dtype, long_rows: bool) -> float:
     return fraction * nbytes
 
 
-def _check(case, shape, dtype):
+def _check(case, shape, dtype, argnums=0):
     f, specs = _call(case, shape, dtype)
 
     def vg(*args):
-        return jax.value_and_grad(lambda z, *rest: jnp.sum(f(z, *rest)))(*args)
+        return jax.value_and_grad(lambda *a: jnp.sum(f(*a)), argnums=argnums)(*args)
 
     bound = _bound(case, specs, dtype, long_rows=shape == SHAPES[1])
     for name, fn in (("forward", f), ("value-and-grad", vg)):
@@ -123,6 +131,15 @@ def _check(case, shape, dtype):
 @pytest.mark.parametrize("case", CASES, ids=_id)
 def test_temp_memory_forward_and_value_and_grad(case, dtype):
     _check(case, SHAPES[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+@pytest.mark.parametrize("case", PROB_CASES, ids=_id)
+def test_temp_memory_of_sums_over_probabilities(case, dtype):
+    """Entropy, KL and cross-entropy of probabilities store none of their terms (summed
+    whole, XLA's CPU backend stored them: 50-100% of the inputs in float32, up to 300% in
+    value-and-grad for bfloat16), with gradients in every input."""
+    _check(case, SHAPES[0], dtype, argnums=0 if case[1] is None else (0, 1))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])

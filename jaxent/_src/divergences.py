@@ -7,12 +7,25 @@ The reference (target) distribution comes first: ``kl_divergence(p, q)`` is
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 from . import arguments
-from .numerics import negated, rel_entr, xlogy
-from .softmax import class_masks, softmax_kl
+from .numerics import (
+    is_zero,
+    negated,
+    rel_entr,
+    rel_entr_slope_p,
+    rel_entr_slope_q,
+    xlogx_slope,
+    xlogx_to_sum,
+    xlogy,
+    xlogy_slope_x,
+    xlogy_slope_y,
+)
+from .softmax import RowSpec, _row_spec, _rows_stats, _sum, _upcast, class_masks, softmax_kl
 
 
 def _pair(p, q, axis, where):
@@ -27,6 +40,111 @@ def _pair(p, q, axis, where):
     if mask is not None:
         p, q = jnp.where(mask.full, p, 0), jnp.where(mask.full, q, 1)
     return p, q, axes, mask
+
+
+# The sums over probabilities, fused: each row's terms are summed a block of rows at a time
+# (``_rows_stats``), the inputs read as they are (half precision upcast inside the pass), and
+# the derivative rule writes each slope elementwise from the inputs, so neither the forward nor
+# the value-and-grad stores an array of the inputs' size (``jnp.sum`` of the terms stores them
+# on XLA's CPU backend, whose fast reduction kernel takes no selects).
+
+# Each kind's terms, summed then negated where the kind says (a negation per term would be a
+# subtraction from a broadcast 0 inside the summand, which the CPU's reduction kernel stores).
+_TERMS = {
+    "kl": rel_entr,
+    "xent": xlogy,
+    "entropy": lambda p, q: xlogx_to_sum(p),
+}
+_NEGATED = {"kl": False, "xent": True, "entropy": True}
+_SLOPES = {
+    "kl": (rel_entr_slope_p, rel_entr_slope_q),
+    "xent": (lambda p, q: -xlogy_slope_x(p, q), lambda p, q: -xlogy_slope_y(p, q)),
+    "entropy": (lambda p, q: -xlogx_slope(p), None),
+}
+
+
+def pair_sum(kind, p, q, axis, where, base):
+    """``sum_i term(p_i, q_i)`` over ``axis`` in ``base``, for ``kind`` "kl", "xent" or
+    "entropy" (``q`` None)."""
+    p = arguments.probabilities(p, "p")
+    pair = (p,) if q is None else (p, arguments.probabilities(q, "q"))
+    if q is not None:
+        arguments.require_same_shape(p, pair[1], "p", "q")
+    axes = arguments.normalize_axes(axis, p.ndim)
+    ct = arguments.compute_dtype(*pair)
+    if p.size == 0:
+        # Nothing to read: the sums are empty (or there are no rows).
+        mask = arguments.normalize_where(where, p.shape, axes)
+        terms = _TERMS[kind](p.astype(ct), None if q is None else pair[1].astype(ct))
+        return arguments.in_base(arguments.masked_sum(terms, axes, mask), base)
+    # Integer (or boolean) probabilities become floats; floats are read as they are.
+    pair = tuple(x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(ct) for x in pair)
+    ca = arguments.ClassAxis(pair[0], axis, where, name="p")
+    ln_b = arguments.log_base(base)
+    mask, skip = class_masks(ca, where)
+    full = tuple(ca.layout(x) for x in pair)
+    if kind == "entropy" and mask is None:
+        # The entropy's summand is select-free (``xlogx_to_sum``): one whole-array reduction,
+        # which XLA's CPU backend runs on every core, stores nothing.
+        spec, moved = RowSpec(ca.axis, False), False
+    else:
+        spec, full, mask, moved = _row_spec(full[0], mask, ca.axis, full)
+    if moved and skip is not None:
+        skip = jnp.moveaxis(skip, ca.axis, -1)
+    a, b = full if q is not None else (full[0], None)
+    out = _pair_terms_sum(spec, kind, a, b, mask, skip)
+    return out if ln_b is None else out / ln_b
+
+
+def _pair_stats(kind):
+    def stats(axis, *args):
+        *pair, mask = args
+        t = _TERMS[kind](*pair) if len(pair) == 2 else _TERMS[kind](pair[0], None)
+        if mask is not None:
+            t = jnp.where(mask, t, 0)
+        return (_sum(t, axis),)
+
+    return stats
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _pair_terms_sum(spec, kind, p, q, mask, skip):
+    full = (p,) if q is None else (p, q)
+    ct = jnp.result_type(*(x.dtype for x in full), jnp.float32)
+    if spec.blocked:
+        (s,) = _rows_stats(_pair_stats(kind), full, mask, spec.axis, ct, True)
+    else:
+        (s,) = _pair_stats(kind)(spec.axis, *(x.astype(ct) for x in full), mask)
+    if _NEGATED[kind]:
+        s = negated(s)
+    if skip is not None:
+        s = jnp.where(skip, 0, s)
+    return jnp.squeeze(s, spec.axis)
+
+
+def _pair_terms_sum_jvp(spec, kind, primals, tangents):
+    p, q, mask, skip = primals
+    out = _pair_terms_sum(spec, kind, p, q, mask, skip)
+    ct = out.dtype
+    # Upcast apart from the forward's upcast (see ``softmax._upcast_apart``).
+    up = functools.partial(_upcast, dtype=ct)
+    pf = up(p)
+    qf = None if q is None else up(q)
+    dout = jnp.zeros_like(out)
+    for slope_fn, t in zip(_SLOPES[kind], tangents[:2], strict=True):
+        if slope_fn is None or t is None or is_zero(t):
+            continue
+        slope = slope_fn(pf, qf)
+        # Masked entries and skipped rows have slope 0, whatever they hold (NaN included).
+        if mask is not None:
+            slope = jnp.where(mask, slope, 0)
+        if skip is not None:
+            slope = jnp.where(skip, 0, slope)
+        dout = dout + jnp.sum(slope * t.astype(ct), axis=spec.axis)
+    return out, dout
+
+
+_pair_terms_sum.defjvp(_pair_terms_sum_jvp, symbolic_zeros=True)
 
 
 def cross_entropy(
@@ -46,6 +164,11 @@ def cross_entropy(
     +inf where some :math:`q_i = 0 < p_i`; NaN for negative or NaN entries inside the mask.
     Gradients: :math:`-\log_b q_i` in :math:`p_i` (0 where :math:`p_i = q_i = 0`) and
     :math:`-p_i / (q_i \ln b)` in :math:`q_i` (exactly 0 where :math:`p_i = 0`).
+
+    Memory: the inputs are read as they are (half precision upcast inside the pass) and
+    summed a block of rows at a time; the derivative rule writes each slope elementwise, so
+    no array of the inputs' size is stored (float32; for bfloat16, one copy of the inputs'
+    bits, as in ``kl_divergence_from_logits``).
 
     Args:
       p: reference (target) probabilities, shape ``[..., n, ...]``.
@@ -69,8 +192,7 @@ def cross_entropy(
     References:
       T. M. Cover and J. A. Thomas, "Elements of Information Theory", sec. 2.3.
     """
-    p, q, axes, mask = _pair(p, q, axis, where)
-    return arguments.in_base(negated(arguments.masked_sum(xlogy(p, q), axes, mask)), base)
+    return pair_sum("xent", p, q, axis, where, base)
 
 
 def kl_divergence(
@@ -94,6 +216,11 @@ def kl_divergence(
     Negative or NaN entries inside the mask give NaN. Gradients:
     :math:`(\log(p_i/q_i) + 1)/\ln b` in :math:`p_i` (0 at :math:`p_i = 0`, where it
     diverges) and :math:`-p_i/(q_i \ln b)` in :math:`q_i`.
+
+    Memory: the inputs are read as they are (half precision upcast inside the pass) and
+    summed a block of rows at a time; the derivative rule writes each slope elementwise, so
+    no array of the inputs' size is stored (float32; for bfloat16, one copy of the inputs'
+    bits, as in ``kl_divergence_from_logits``).
 
     Args:
       p: reference probabilities, shape ``[..., n, ...]``.
@@ -119,8 +246,7 @@ def kl_divergence(
     References:
       S. Kullback and R. A. Leibler, "On Information and Sufficiency", 1951.
     """
-    p, q, axes, mask = _pair(p, q, axis, where)
-    return arguments.in_base(arguments.masked_sum(rel_entr(p, q), axes, mask), base)
+    return pair_sum("kl", p, q, axis, where, base)
 
 
 def kl_divergence_from_logits(

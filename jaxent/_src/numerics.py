@@ -31,11 +31,15 @@ def xlogx(x: jax.Array) -> jax.Array:
     return jnp.where(x == 0, jnp.zeros_like(x), x * jnp.log(x))
 
 
+def xlogx_slope(x: jax.Array) -> jax.Array:
+    """d(x log x)/dx = log x + 1, reported as 0 at x = 0 (where it diverges)."""
+    return jnp.where(x == 0, 0, jnp.log(jnp.where(x == 0, 1, x)) + 1)
+
+
 @xlogx.defjvp
 def _xlogx_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    slope = jnp.where(x == 0, 0, jnp.log(jnp.where(x == 0, 1, x)) + 1)
-    return xlogx(x), slope * dx
+    return xlogx(x), xlogx_slope(x) * dx
 
 
 @jax.custom_jvp
@@ -58,8 +62,7 @@ def xlogx_to_sum(x: jax.Array) -> jax.Array:
 @xlogx_to_sum.defjvp
 def _xlogx_to_sum_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
-    slope = jnp.where(x == 0, 0, jnp.log(jnp.where(x == 0, 1, x)) + 1)
-    return xlogx_to_sum(x), slope * dx
+    return xlogx_to_sum(x), xlogx_slope(x) * dx
 
 
 @jax.custom_jvp
@@ -74,17 +77,25 @@ def xlogy(x: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.where(x == 0, zero, value)
 
 
+def xlogy_slope_x(x: jax.Array, y: jax.Array) -> jax.Array:
+    """d(x log y)/dx = log y: exact when finite; the divergent slope at x = y = 0 is 0."""
+    both_zero = (x == 0) & (y == 0)
+    return jnp.where(both_zero, 0, jnp.log(jnp.where(both_zero, 1, y)))
+
+
+def xlogy_slope_y(x: jax.Array, y: jax.Array) -> jax.Array:
+    """d(x log y)/dy = x / y, exactly 0 where x = 0 (y = 0 included)."""
+    return jnp.where(x == 0, 0, x / jnp.where(x == 0, 1, y))
+
+
 def _xlogy_jvp(primals, tangents):
     (x, y), (dx, dy) = primals, tangents
     out = xlogy(x, y)
-    both_zero = (x == 0) & (y == 0)
     dout = jnp.zeros_like(out)
     if not is_zero(dx):
-        # d/dx = log y: exact when finite; the divergent slope at x = y = 0 is reported as 0.
-        dout = dout + jnp.where(both_zero, 0, jnp.log(jnp.where(both_zero, 1, y))) * dx
+        dout = dout + xlogy_slope_x(x, y) * dx
     if not is_zero(dy):
-        # d/dy = x / y, exactly 0 where x = 0 (y = 0 included).
-        dout = dout + jnp.where(x == 0, 0, x / jnp.where(x == 0, 1, y)) * dy
+        dout = dout + xlogy_slope_y(x, y) * dy
     return out, dout
 
 
@@ -103,17 +114,28 @@ def rel_entr(p: jax.Array, q: jax.Array) -> jax.Array:
     return jnp.where(p == 0, zero, p * (jnp.log(safe_p) - jnp.log(safe_q)))
 
 
+def rel_entr_slope_p(p: jax.Array, q: jax.Array) -> jax.Array:
+    """d(p log(p/q))/dp = log(p/q) + 1, reported as 0 at p = 0 (where it diverges)."""
+    zero = p == 0
+    safe_p = jnp.where(zero, 1, p)
+    safe_q = jnp.where(zero, 1, q)
+    return jnp.where(zero, 0, jnp.log(safe_p) - jnp.log(safe_q) + 1)
+
+
+def rel_entr_slope_q(p: jax.Array, q: jax.Array) -> jax.Array:
+    """d(p log(p/q))/dq = -p/q, exactly 0 where p = 0."""
+    zero = p == 0
+    return -jnp.where(zero, 0, p / jnp.where(zero, 1, q))
+
+
 def _rel_entr_jvp(primals, tangents):
     (p, q), (dp, dq) = primals, tangents
     out = rel_entr(p, q)
-    zero = p == 0
     dout = jnp.zeros_like(out)
     if not is_zero(dp):
-        safe_p = jnp.where(zero, 1, p)
-        safe_q = jnp.where(zero, 1, q)
-        dout = dout + jnp.where(zero, 0, jnp.log(safe_p) - jnp.log(safe_q) + 1) * dp
+        dout = dout + rel_entr_slope_p(p, q) * dp
     if not is_zero(dq):
-        dout = dout - jnp.where(zero, 0, p / jnp.where(zero, 1, q)) * dq
+        dout = dout + rel_entr_slope_q(p, q) * dq
     return out, dout
 
 
