@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import special
 
+import jaxent as je
 from jaxent._src import softmax
 
 
@@ -143,3 +144,58 @@ def test_label_mass_on_a_row_with_no_finite_logit_is_inf():
     assert d[0] == np.inf
     # No label mass on such a row: nothing to pay.
     assert je.softmax_cross_entropy(z[:1], jnp.zeros((1, 3)))[0] == 0
+
+
+_Y3 = jnp.array([0.2, 0.5, 0.3])
+_SECOND_ORDER_CASES = {
+    "sigmoid_focal_loss": lambda a: je.sigmoid_focal_loss(a, jnp.ones(3, a.dtype)).sum(),
+    "softmax_focal_loss": lambda a: je.softmax_focal_loss(a, jnp.array(0)),
+    "poly1_softmax_cross_entropy": lambda a: je.poly1_softmax_cross_entropy(a, _Y3),
+    "integer_labels": lambda a: je.softmax_cross_entropy_with_integer_labels(a, jnp.array(0)),
+    "soft_labels": lambda a: je.softmax_cross_entropy(a, _Y3),
+    "entropy_from_logits": je.entropy_from_logits,
+    "kl_divergence_from_logits": lambda a: je.kl_divergence_from_logits(a, a[::-1]),
+    "js_divergence_from_logits": lambda a: je.js_divergence_from_logits(a, a[::-1]),
+    "renyi_divergence_from_logits": lambda a: je.renyi_divergence_from_logits(a, a[::-1], 2.0),
+    "kl_divergence": lambda a: je.kl_divergence(_Y3.astype(a.dtype), a * a + 0.5),
+    "entropy": lambda a: je.entropy(a * a + 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SECOND_ORDER_CASES))
+def test_bfloat16_hessians_equal_float32(name):
+    """bfloat16 inputs are read through their raw bits inside the fused passes; second
+    derivatives still see their values (they were all zero, or wrong, through the bits)."""
+    f = _SECOND_ORDER_CASES[name]
+    z = jnp.array([2.0, -1.0, 0.0], jnp.bfloat16)
+    for hessian in (jax.jacfwd(jax.jacrev(f)), jax.jacrev(jax.jacrev(f))):
+        h16 = jax.jit(hessian)(z).astype(jnp.float32)
+        h32 = jax.jit(hessian)(z.astype(jnp.float32))
+        scale = float(np.abs(h32).max())
+        assert scale > 0.01
+        # bfloat16 rounding of the inputs and of the tangents: a few percent; the faults
+        # this catches are zero or sign-flipped entries.
+        np.testing.assert_allclose(h16, h32, rtol=0.05, atol=0.2 * scale)
+
+
+def test_bfloat16_hessian_vector_products_of_long_rows_equal_float32():
+    """The row-blocked integer-label pass (long rows) and the row-block loop of the other
+    passes: Hessian-vector products in bfloat16 agree with float32."""
+    rows, k = 2 * softmax._ROW_BLOCK, softmax._ROW_BLOCK_MIN_CLASSES
+    z = jax.random.normal(jax.random.PRNGKey(0), (rows, k)) * 3
+    v = jax.random.normal(jax.random.PRNGKey(1), (rows, k))
+    labels = jnp.arange(rows) % k
+    fns = [
+        lambda a: je.softmax_cross_entropy_with_integer_labels(a, labels).sum(),
+        lambda a: je.entropy_from_logits(a).sum(),
+    ]
+    for f in fns:
+
+        @jax.jit
+        def hvp(a, f=f):
+            return jax.jvp(jax.grad(f), (a,), (v.astype(a.dtype),))[1].astype(jnp.float32)
+
+        got, want = hvp(z.astype(jnp.bfloat16)), hvp(z)
+        scale = float(jnp.abs(want).max())
+        assert scale > 0
+        np.testing.assert_allclose(got, want, atol=0.05 * scale)

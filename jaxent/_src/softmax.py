@@ -141,6 +141,16 @@ def _row_blocked(z: jax.Array, axis: int) -> bool:
 
 
 def _max_and_sum_exp_blocked(z, ignored, ct):
+    """See ``_max_and_sum_exp_blocked_impl``; higher derivatives as through the values."""
+    if z.dtype != jnp.bfloat16:
+        return _max_and_sum_exp_blocked_impl(z, ignored, ct, False)
+    return _plain_derivatives(
+        lambda z, ig: _max_and_sum_exp_blocked_impl(z, ig, ct, True),
+        lambda z, ig: _max_and_sum_exp_blocked_impl(z, ig, ct, False),
+    )(z, ignored)
+
+
+def _max_and_sum_exp_blocked_impl(z, ignored, ct, half: bool):
     """The row maximum m (finite, 0 otherwise) and sum(exp(z - m)), a few rows at a time.
 
     On XLA's CPU backend a reduction of exp over long rows stores exp(z) whole (a fresh
@@ -153,7 +163,6 @@ def _max_and_sum_exp_blocked(z, ignored, ct):
     k = z.shape[-1]
     rows = math.prod(z.shape[:-1])
     blocks = rows // _ROW_BLOCK
-    half = z.dtype == jnp.bfloat16
     x = jax.lax.bitcast_convert_type(z, jnp.uint16) if half else z
     x = x.reshape(blocks, _ROW_BLOCK, k)
     ig = None if ignored is None else ignored.reshape(blocks, _ROW_BLOCK, 1)
@@ -173,6 +182,14 @@ def _max_and_sum_exp_blocked(z, ignored, ct):
     m, s = jax.lax.map(block, (x, ig))
     shape = (*z.shape[:-1], 1)
     return m.reshape(shape), s.reshape(shape)
+
+
+def _take_bits(zz: jax.Array, idx: jax.Array, axis: int) -> jax.Array:
+    """``take_along_axis`` on the raw bits of ``zz`` (the same values)."""
+    bits = jnp.dtype(f"uint{8 * zz.dtype.itemsize}")
+    raw = jax.lax.bitcast_convert_type(zz, bits)
+    z_c = jnp.take_along_axis(raw, idx, axis=axis, mode="promise_in_bounds")
+    return jax.lax.bitcast_convert_type(z_c, zz.dtype)
 
 
 def _softmax_xent_int_parts(z, labels, ignored, axis):
@@ -198,11 +215,36 @@ def _softmax_xent_int_parts(z, labels, ignored, axis):
     else:
         # Gathers the raw bits: the compiler would move an upcast of the gathered values
         # before the gather, making an f32 copy of all the logits to gather from.
-        bits = jnp.dtype(f"uint{8 * zz.dtype.itemsize}")
-        raw = jax.lax.bitcast_convert_type(zz, bits)
-        z_c = jnp.take_along_axis(raw, idx, axis=axis, mode="promise_in_bounds")
-        z_c = jax.lax.bitcast_convert_type(z_c, zz.dtype)
+        z_c = _plain_derivatives(
+            functools.partial(_take_bits, axis=axis),
+            functools.partial(jnp.take_along_axis, axis=axis, mode="promise_in_bounds"),
+        )(zz, idx)
     return zz, m, s, jnp.log(s), idx, z_c.astype(ct) - m
+
+
+def _plain_derivatives(bits_fn, plain_fn):
+    """``bits_fn`` (a computation that reads half-precision inputs through their raw bits)
+    with the derivatives of ``plain_fn``, the same computation on the values.
+
+    A bit cast has no derivative: the first-order rules never differentiate through one
+    (they take the inputs' tangents as they are), but higher-order derivatives differentiate
+    those rules, and through the bits they would see constants (zero or wrong Hessians).
+    """
+    f = jax.custom_jvp(bits_fn)
+
+    def jvp(primals, tangents):
+        return bits_fn(*primals), jax.jvp(plain_fn, primals, tangents)[1]
+
+    f.defjvp(jvp)
+    return f
+
+
+def _bf16_to_f32_bits(x: jax.Array) -> jax.Array:
+    bits = jax.lax.bitcast_convert_type(x, jnp.uint16).astype(jnp.uint32) << 16
+    return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+_bf16_to_f32 = _plain_derivatives(_bf16_to_f32_bits, lambda x: x.astype(jnp.float32))
 
 
 def _upcast_apart(x: jax.Array, dtype) -> jax.Array:
@@ -210,8 +252,7 @@ def _upcast_apart(x: jax.Array, dtype) -> jax.Array:
     compiler with a plain upcast of the same values (the merged upcast would be stored)."""
     if x.dtype != jnp.bfloat16 or dtype != jnp.float32:
         return x.astype(dtype)
-    bits = jax.lax.bitcast_convert_type(x, jnp.uint16).astype(jnp.uint32) << 16
-    return jax.lax.bitcast_convert_type(bits, jnp.float32)
+    return _bf16_to_f32(x)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
@@ -348,6 +389,16 @@ def _block_rows(rows: int, k: int) -> int:
 
 
 def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
+    """See ``_row_blocks_impl``; higher derivatives as through the values."""
+    if not any(x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full):
+        return _row_blocks_impl(fn, full, rows, consts, ct, shape, False)
+    return _plain_derivatives(
+        lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape, True),
+        lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape, False),
+    )(full, rows, consts)
+
+
+def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape, bits: bool):
     """``fn(full, rows, consts)`` computed a block of rows at a time.
 
     ``full`` holds arrays of the logits' ``shape`` (classes last; None allowed), ``rows``
@@ -366,7 +417,7 @@ def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
     r = _block_rows(n, k)
     # bfloat16 inputs enter the loop as their raw bits: entered as bfloat16, they are upcast
     # whole to one float32 copy before the loop.
-    half = [x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full]
+    half = [bits and x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full]
     xs_full = [
         None
         if x is None
@@ -380,8 +431,7 @@ def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
 
     def up(x, h):
         if h:
-            bits = x.astype(jnp.uint32) << 16
-            return jax.lax.bitcast_convert_type(bits, jnp.float32)
+            return jax.lax.bitcast_convert_type(x.astype(jnp.uint32) << 16, jnp.float32)
         if x is None or not jnp.issubdtype(x.dtype, jnp.floating):
             return x
         return _upcast_apart(x, ct)
