@@ -199,3 +199,34 @@ def test_bfloat16_hessian_vector_products_of_long_rows_equal_float32():
         scale = float(jnp.abs(want).max())
         assert scale > 0
         np.testing.assert_allclose(got, want, atol=0.05 * scale)
+
+
+def _zero_int(x):
+    return jnp.zeros(x.shape[:-1], jnp.int32)
+
+
+_EMPTY_BATCH_CASES = {
+    "renyi_divergence_from_logits": lambda x: je.renyi_divergence_from_logits(x, x, 2.0),
+    "kl_divergence_from_logits": lambda x: je.kl_divergence_from_logits(x, x),
+    "entropy_from_logits": je.entropy_from_logits,
+    "js_divergence_from_logits": lambda x: je.js_divergence_from_logits(x, x),
+    "softmax_cross_entropy": lambda x: je.softmax_cross_entropy(x, x),
+    "poly1_softmax_cross_entropy": lambda x: je.poly1_softmax_cross_entropy(x, x),
+    "softmax_focal_loss": lambda x: je.softmax_focal_loss(x, _zero_int(x)),
+    "integer_labels": lambda x: je.softmax_cross_entropy_with_integer_labels(x, _zero_int(x)),
+    "sigmoid_focal_loss": lambda x: je.sigmoid_focal_loss(x, x),
+    "kl_divergence": lambda x: je.kl_divergence(x, x),
+    "cross_entropy": lambda x: je.cross_entropy(x, x),
+    "entropy": je.entropy,
+}
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (2, 0, 4)])
+def test_an_empty_batch_gives_empty_results_and_gradients(shape):
+    """No rows is a valid batch (the last one of an epoch): empty results, not an error from
+    inside the row-blocked passes."""
+    x = jnp.zeros(shape)
+    for name, f in _EMPTY_BATCH_CASES.items():
+        out = f(x)
+        assert out.shape == shape[:-1] or (name == "sigmoid_focal_loss" and out.shape == shape)
+        assert jax.grad(lambda a, f=f: f(a).sum())(x).shape == shape, name

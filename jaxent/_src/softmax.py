@@ -414,6 +414,11 @@ def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape, bit
     """
     k = shape[-1]
     n = math.prod(shape[:-1])
+    if n == 0:
+        # No rows: nothing to loop over; ``fn`` on the empty block gives the empty results.
+        fb = tuple(None if x is None else _upcast_apart(x, ct).reshape(0, k) for x in full)
+        rb = tuple(None if x is None else x.reshape(0, 1) for x in rows)
+        return tuple(o.reshape((*shape[:-1], 1)) for o in fn(fb, rb, consts))
     r = _block_rows(n, k)
     # bfloat16 inputs enter the loop as their raw bits: entered as bfloat16, they are upcast
     # whole to one float32 copy before the loop.
