@@ -455,13 +455,14 @@ def test_ignore_index(ignore_index):
     )
     np.testing.assert_allclose(v, want, rtol=1e-12)
     assert v[1] == 0
+    grads = {transform: transform(lambda x: f(x).sum()) for transform in (jgrad, jfwd)}
     for transform in (jgrad, jfwd):
-        g = transform(lambda x: f(x).sum())(z)
+        g = grads[transform](z)
         np.testing.assert_array_equal(g[1], 0.0)
         assert np.all(np.isfinite(g))
     # the other rows are unaffected by the ignored one.
     np.testing.assert_allclose(
-        jgrad(lambda x: f(x).sum())(z)[jnp.array([0, 2])],
+        grads[jgrad](z)[jnp.array([0, 2])],
         jgrad(
             lambda x: je.softmax_cross_entropy_with_integer_labels(
                 x, labels[jnp.array([0, 2])], **kw
@@ -471,16 +472,25 @@ def test_ignore_index(ignore_index):
     )
 
 
+# Compiled once for every bad label (the labels an argument), one per set of options.
+OUT_OF_RANGE = [
+    (jax.jit(f), jgrad(lambda x, lab, f=f: f(x, lab).sum()))
+    for f in (
+        partial(je.softmax_cross_entropy_with_integer_labels, **kw)
+        for kw in ({}, {"label_smoothing": 0.1, "z_loss": 0.1}, {"ignore_index": -7})
+    )
+]
+
+
 @pytest.mark.parametrize("bad", [-1, 3, 4, -100])
 def test_out_of_range_labels_give_nan(bad):
     """No wrap-around (-1 is not the last class) and no clamping (K is not K - 1)."""
     z = jnp.array([[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]])
     labels = jnp.array([bad, 1])
-    for kw in ({}, {"label_smoothing": 0.1, "z_loss": 0.1}, {"ignore_index": -7}):
-        f = partial(je.softmax_cross_entropy_with_integer_labels, **kw)
-        v = jax.jit(f)(z, labels)
+    for values, grads in OUT_OF_RANGE:
+        v = values(z, labels)
         assert np.isnan(v[0]) and np.isfinite(v[1])
-        g = jgrad(lambda x, f=f: f(x, labels).sum())(z)
+        g = grads(z, labels)
         assert np.all(np.isnan(g[0])) and np.all(np.isfinite(g[1]))
     # unsigned and narrow integer labels are handled the same way.
     v = je.softmax_cross_entropy_with_integer_labels(z, jnp.array([3, 1], jnp.uint8))
@@ -600,19 +610,18 @@ def test_exact_zeros_are_positive_zeros():
 def test_masked_class_weight_takes_no_part_even_nan():
     z = jnp.array([[0.0, 1.0, 2.0]])
     keep = jnp.array([True, False, True])
-    want = je.softmax_cross_entropy_with_integer_labels(z[:, ::2], jnp.array([0]))
+    # compiled once for the three bad weights (the weights an argument).
+    hard = jax.jit(je.softmax_cross_entropy_with_integer_labels, static_argnames="label_smoothing")
+    soft = jax.jit(je.softmax_cross_entropy)
+    want = hard(z[:, ::2], jnp.array([0]))
     for bad in (jnp.nan, jnp.inf, -jnp.inf):
         cw = jnp.array([1.0, bad, 1.0])
         for kw in ({}, {"label_smoothing": 0.1}):
-            got = je.softmax_cross_entropy_with_integer_labels(
-                z, jnp.array([0]), class_weights=cw, where=keep, **kw
-            )
+            got = hard(z, jnp.array([0]), class_weights=cw, where=keep, **kw)
             assert np.isfinite(got).all(), (bad, kw)
-        got = je.softmax_cross_entropy_with_integer_labels(
-            z, jnp.array([0]), class_weights=cw, where=keep
-        )
+        got = hard(z, jnp.array([0]), class_weights=cw, where=keep)
         np.testing.assert_allclose(got, want, rtol=1e-14)
-        got = je.softmax_cross_entropy(z, jnp.array([[1.0, 0, 0]]), class_weights=cw, where=keep)
+        got = soft(z, jnp.array([[1.0, 0, 0]]), class_weights=cw, where=keep)
         np.testing.assert_allclose(got, want, rtol=1e-14)
 
 
