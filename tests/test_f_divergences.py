@@ -12,6 +12,7 @@ import pytest
 import references as ref
 from helpers import TABLE, Public, close, f64, jfwd, jgrad, jit, make_mask, out_dtype
 from jax.test_util import check_grads
+from scipy import special
 from scipy.spatial import distance
 
 import jaxent as je
@@ -415,16 +416,24 @@ def test_invalid_values_give_nan():
 LOGITS_NEG_INF = {
     "js_p": lambda z: je.js_divergence_from_logits(z, z + jnp.array([0, 1.0, 2, 3])),
     "js_q": lambda z: je.js_divergence_from_logits(jnp.zeros_like(z) + jnp.arange(4.0), z),
+    # Orders 1/2 to 2: a class of logit -1e3 (probability e^-1000, in the support) counts
+    # e^(-1000 alpha) below them, whole at order 0, and its ratio p/q at order inf, where
+    # the maximum runs over the support. A -inf logit is out of the support.
     "renyi": lambda z: (
-        _renyi_logit_orders(z, z + jnp.array([0, 1.0, 2, 3]))
-        + _renyi_logit_orders(jnp.where(z < -100, -jnp.inf, 0.5 * jnp.arange(4.0)), z)
+        _renyi_logit_orders(z, z + jnp.array([0, 1.0, 2, 3]), orders=_FROM_HALF)
+        + _renyi_logit_orders(
+            jnp.where(z < -100, -jnp.inf, 0.5 * jnp.arange(4.0)), z, orders=_FROM_HALF
+        )
     ),
 }
 
 
-def _renyi_logit_orders(a, b, **kw):
-    orders = jnp.array([0.0, 0.5, 1.0, 2.0, np.inf]).reshape((5,) + (1,) * (a.ndim - 1))
+def _renyi_logit_orders(a, b, orders=(0.0, 0.5, 1.0, 2.0, np.inf), **kw):
+    orders = jnp.array(orders).reshape((len(orders),) + (1,) * (a.ndim - 1))
     return je.renyi_divergence_from_logits(a, b, orders, **kw).sum(0)
+
+
+_FROM_HALF = (0.5, 1.0, 2.0)
 
 
 @pytest.mark.parametrize("name", list(LOGITS_NEG_INF))
@@ -654,3 +663,81 @@ def test_renyi_from_logits_orders_spreading_a_per_example_axis():
     assert lead.shape == (2, 1)
     np.testing.assert_allclose(lead[:, 0], each, rtol=1e-6)
     np.testing.assert_allclose(g_lead, g_each, rtol=1e-5, atol=1e-7)
+
+
+def _renyi_ref(a, b, alpha):
+    """The Rényi divergence of softmax(a) from softmax(b), float64 log space (every logit
+    finite: the support is every class)."""
+    la = special.log_softmax(np.asarray(a, np.float64))
+    lb = special.log_softmax(np.asarray(b, np.float64))
+    if alpha == 0:
+        return -special.logsumexp(lb)
+    return special.logsumexp(alpha * la + (1 - alpha) * lb) / (alpha - 1)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_renyi_from_logits_near_order_one_with_large_log_ratios(dtype):
+    """Orders within 1/4 of 1 and log-ratios large enough that the series form's sums
+    overflow (above 1: NaN) or cancel against -1 (below 1: wrong, then +inf)."""
+    f = jax.jit(je.renyi_divergence_from_logits)
+    grad = jax.jit(jax.grad(lambda a, b, al: je.renyi_divergence_from_logits(a, b, al)))
+    rtol = 1e-5 if dtype == jnp.float32 else 1e-10
+    gaps = [50.0, 60.0, 100.0, 700.0, 3000.0] + ([1e4] if dtype == jnp.float64 else [])
+    for gap in gaps:
+        for alpha in (0.75, 0.76, 0.9, 0.99, 1.01, 1.1, 1.2):
+            for a, b in (([0.0, 0.0], [0.0, -gap]), ([0.0, -gap], [-gap, 0.0])):
+                al = float(np.asarray(alpha, dtype))
+                got = f(jnp.array(a, dtype), jnp.array(b, dtype), jnp.asarray(al, dtype))
+                want = _renyi_ref(a, b, al)
+                np.testing.assert_allclose(got, want, rtol=rtol, err_msg=f"{gap} {alpha}")
+                g = grad(jnp.array(a, dtype), jnp.array(b, dtype), jnp.asarray(al, dtype))
+                assert np.all(np.isfinite(g)), (gap, alpha, g)
+
+
+def test_renyi_divergence_below_order_one_with_tiny_probabilities():
+    p32 = jnp.array([1 - 1e-30, 1e-30], jnp.float32)
+    got = je.renyi_divergence(p32, p32[::-1], 0.75)
+    np.testing.assert_allclose(got, np.log(1e-30**0.25 + 1e-30**0.75) / -0.25, rtol=1e-5)
+    p64 = jnp.array([1.0, 1e-100])
+    got = je.renyi_divergence(p64, p64[::-1], 0.8)
+    np.testing.assert_allclose(got, np.log(1e-100**0.2 + 1e-100**0.8) / -0.2, rtol=1e-12)
+
+
+def test_renyi_from_logits_keeps_classes_whose_probability_underflows():
+    """A finite logit is in the support even where its probability underflows: its term
+    p^alpha q^(1-alpha) need not (and at order 0 it counts whole)."""
+    for dtype, gap in ((jnp.float32, 100.0), (jnp.float64, 800.0)):
+        a, b = [0.0, -gap], [-gap, 0.0]
+        for alpha in (0.0, 0.5, 0.7):
+            got = je.renyi_divergence_from_logits(jnp.array(a, dtype), jnp.array(b, dtype), alpha)
+            np.testing.assert_allclose(got, _renyi_ref(a, b, alpha), rtol=1e-6, atol=1e-6)
+    got = je.renyi_divergence_from_logits(jnp.array([0.0, -800.0]), jnp.zeros(2), 1e-9)
+    np.testing.assert_allclose(got, _renyi_ref([0.0, -800.0], [0.0, 0.0], 1e-9), rtol=1e-6)
+
+
+def test_renyi_from_logits_mixed_second_derivative_at_order_one():
+    """d/dalpha of the gradient in the logits at exactly alpha = 1 equals its neighbours'
+    and the other order of differentiation (forward over reverse through the row loop was
+    wrong there)."""
+    a, b = jnp.array([0.0, 1.0, -1.0]), jnp.array([0.5, -0.5, 0.0])
+    f = je.renyi_divergence_from_logits
+
+    def g(al):
+        return jax.grad(f)(a, b, al)
+
+    other = jax.jit(jax.grad(lambda x: jax.grad(f, argnums=2)(x, b, jnp.array(1.0))))(a)
+    for jac in (jax.jacfwd, jax.jacrev):
+        np.testing.assert_allclose(jax.jit(jac(g))(jnp.array(1.0)), other, rtol=1e-9)
+    near = jax.jit(jax.jacfwd(g))(jnp.array(1.0 + 1e-7))
+    np.testing.assert_allclose(other, near, rtol=1e-5)
+    np.testing.assert_allclose(jnp.sum(other), 0.0, atol=1e-12)
+
+
+def test_renyi_from_logits_posinf_logit_of_q_gives_nan():
+    a, b = jnp.array([0.0, 1.0, 1.0]), jnp.array([jnp.inf, 1.0, 2.0])
+    for al in (0.5, 1.0, 2.0, jnp.inf):
+        assert np.isnan(je.renyi_divergence_from_logits(a, b, al)), al
+    # Masked out, it takes no part.
+    w = jnp.array([False, True, True])
+    got = je.renyi_divergence_from_logits(a, b, 2.0, where=w)
+    np.testing.assert_allclose(got, _renyi_ref([1.0, 1.0], [1.0, 2.0], 2.0), rtol=1e-12)

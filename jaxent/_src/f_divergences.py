@@ -142,51 +142,91 @@ class _LpmRows(NamedTuple):
     n_ties: jax.Array  # how many support entries reach it
 
 
-def _lpm_rows(p, v, beta, axis) -> _LpmRows:
+def _log_weights(p, lp):
+    """log p on the support (p > 0), -inf off it and at NaN; ``lp`` itself when given (from
+    logits it is exact where p underflows, and such an entry stays on the support)."""
+    if lp is not None:
+        return lp
+    pos = p > 0
+    return jnp.where(pos, jnp.log(jnp.where(pos, p, 1)), -jnp.inf)
+
+
+def _w_expm1(lw, x):
+    """w (e^x - 1) with w = e^lw: finite wherever w e^x is, though w may underflow and e^x
+    overflow (above x = 1 from e^(lw + x) - w, below without cancellation)."""
+    big = x > 1
+    xb = jnp.where(big, x, 0)
+    return jnp.where(big, jnp.exp(lw + xb) - jnp.exp(lw), jnp.exp(lw) * jnp.expm1(x - xb))
+
+
+def _w_expm1_over_x(lw, x):
+    """w (e^x - 1) / x (w at x = 0), as ``_w_expm1``."""
+    big = x > 1
+    return jnp.where(
+        big, _w_expm1(lw, x) / jnp.where(big, x, 1), jnp.exp(lw) * expm1_over_x(x * ~big)
+    )
+
+
+def _w_expm1_over_x_slope(lw, x):
+    """w d/dx[(e^x - 1)/x], as ``_w_expm1``."""
+    big = x > 1
+    xb = jnp.where(big, x, 1)
+    far = (xb * jnp.exp(lw + xb * big) - _w_expm1(lw, x)) / (xb * xb)
+    return jnp.where(big, far, jnp.exp(lw) * expm1_over_x_slope(x * ~big))
+
+
+def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
     r"""The Rényi power mean G of ``v`` under the weights ``p``, per row, with the per-row
     values its slopes are written from.
 
-    With :math:`w = p / \sum p` over the support :math:`p_i > 0`,
+    With :math:`w = p / \sum p` over the support (``lp`` > -inf; ``lp`` = log p, given
+    when known more exactly than p),
 
     .. math:: G = \frac{1}{\beta} \log \sum_i w_i e^{\beta v_i}, \qquad
         G(0) = \sum_i w_i v_i, \qquad G(\infty) = \max_i v_i,
 
     0 for a row without support. ``v`` may be +inf on the support (a zero of q under p):
-    G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. Near
-    :math:`\beta = 0` it is computed as :math:`\log(1 + S)/S \cdot S/\beta` with
-    :math:`S = \sum w\,\mathrm{expm1}(\beta v)`, free of 0/0; elsewhere by log-sum-exp.
+    G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. By
+    log-sum-exp, except where that cancels: near :math:`\beta = 0` while
+    :math:`k = \beta G` is small (:math:`|k| \le 1/2`), where it is computed as
+    :math:`\log(1 + S)/S \cdot S/\beta` with :math:`S = \sum w\,\mathrm{expm1}(\beta v)`,
+    free of 0/0. (Where :math:`|k| > 1/2` the log-sum-exp is exact, and S could overflow
+    or cancel against -1.)
     """
-    sup = p > 0
+    lp = _log_weights(p, lp)
+    sup = lp > -jnp.inf
     inf_v = sup & (v == jnp.inf)
     fin = sup & ~inf_v
     total = jnp.sum(p, axis, keepdims=True)
     empty = total == 0
     nan_row = jnp.isnan(total)
     total = jnp.where(empty, 1, total)
-    w = jnp.where(fin, p / total, 0)
+    log_total = jnp.log(total)
+    lw = jnp.where(fin, lp - log_total, -jnp.inf)
     m_inf = jnp.sum(jnp.where(inf_v, p / total, 0), axis, keepdims=True)
     hit = jnp.any(inf_v, axis, keepdims=True)
     t = jnp.where(fin, v, 0)
     top = beta == jnp.inf
-    near = jnp.abs(beta) <= _NEAR
+    # The log-sum-exp of log p + beta v over the finite terms.
+    b_far = jnp.where(top | (beta == 0), 1, beta)
+    a = jnp.where(fin, lp + b_far * t, -jnp.inf)
+    a_max = jax.lax.stop_gradient(jnp.max(a, axis, keepdims=True))
+    a_max = jnp.where(jnp.isfinite(a_max), a_max, 0)
+    lse = jnp.log(jnp.sum(jnp.exp(a - a_max), axis, keepdims=True)) + a_max
+    k_far = lse - log_total
+    g_far = k_far / b_far
+    near = (jnp.abs(beta) <= _NEAR) & ((jnp.abs(k_far) <= 0.5) | (beta == 0))
     bn = jnp.where(near, beta, 0)
     bf = jnp.where(near | top, 1, beta)
     neg = bn < 0
     bn_neg = jnp.where(neg, bn, -1)
     # Near 1: G = log1p(S)/S * M with M = S / beta, both free of 0/0.
     xn = bn * t
-    s = jnp.sum(w * jnp.expm1(xn), axis, keepdims=True) - m_inf
-    m = jnp.sum(w * t * expm1_over_x(xn), axis, keepdims=True)
+    s = jnp.sum(_w_expm1(lw, xn), axis, keepdims=True) - m_inf
+    m = jnp.sum(t * _w_expm1_over_x(lw, xn), axis, keepdims=True)
     m = m - jnp.where(neg, m_inf / bn_neg, 0)
     g_near = _log1p_over_x(s) * m
     k_near = jnp.log1p(s)
-    # Elsewhere: log-sum-exp of log p + beta v over the finite terms.
-    a = jnp.where(fin, jnp.log(jnp.where(fin, p, 1)) + bf * t, -jnp.inf)
-    a_max = jax.lax.stop_gradient(jnp.max(a, axis, keepdims=True))
-    a_max = jnp.where(jnp.isfinite(a_max), a_max, 0)
-    lse = jnp.log(jnp.sum(jnp.exp(a - a_max), axis, keepdims=True)) + a_max
-    k_far = lse - jnp.log(total)
-    g_far = k_far / bf
     # alpha = inf: the largest value on the support.
     v_max = jnp.max(jnp.where(sup, v, -jnp.inf), axis, keepdims=True)
     g = jnp.where(top, v_max, jnp.where(near, g_near, g_far))
@@ -201,9 +241,10 @@ def _lpm_rows(p, v, beta, axis) -> _LpmRows:
     rows = _LpmRows(g, g, total, near, top, bn, bf, g_fin, k, dead, lse, v_max, n_ties)
     # dG/dbeta.
     x = _lpm_exponent(t, fin, rows)
-    db_near = jnp.sum(w * (t - g_fin) ** 2 * expm1_over_x_slope(x), axis, keepdims=True)
+    dx = (t - g_fin) ** 2 * _w_expm1_over_x_slope(lw, x)
+    db_near = jnp.sum(jnp.where(fin, dx, 0), axis, keepdims=True)
     db_near = db_near + jnp.where(neg, m_inf / (bn_neg * bn_neg), 0)
-    db_far = (jnp.sum(_lpm_r_far(p, t, fin, rows) * t, axis, keepdims=True) - g_fin) / bf
+    db_far = (jnp.sum(_lpm_r_far(lp, t, fin, rows) * t, axis, keepdims=True) - g_fin) / bf
     db = jnp.where(top | dead, 0, jnp.where(near, db_near, db_far))
     return rows._replace(db=db)
 
@@ -215,27 +256,28 @@ def _lpm_exponent(t, fin, rows: _LpmRows) -> jax.Array:
     return jnp.where(fin & ~rows.dead & ~rows.top, x, 0)
 
 
-def _lpm_r_far(p, t, fin, rows: _LpmRows) -> jax.Array:
+def _lpm_r_far(lp, t, fin, rows: _LpmRows) -> jax.Array:
     """The escort weights of the far form, exp(log p + beta v - lse)."""
-    a = jnp.where(fin, jnp.log(jnp.where(fin, p, 1)) + rows.bf * t, -jnp.inf)
+    a = jnp.where(fin, lp + rows.bf * t, -jnp.inf)
     return jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(rows.lse), rows.lse, 0)), 0)
 
 
-def _lpm_cells(p, v, beta, rows: _LpmRows):
-    """The slopes of G in each ``p`` (holding v) and each ``v`` (the escort weights r),
-    elementwise from the entries and their row's values; 0 where G is infinite or the row
-    empty."""
-    sup = p > 0
+def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None):
+    """The slopes of G in each ``p`` (holding v), ``dp``, and each ``v`` (the escort weights
+    r), elementwise from the entries and their row's values, with ``p dp`` (finite where p
+    underflows); 0 where G is infinite or the row empty."""
+    lp = _log_weights(p, lp)
+    sup = lp > -jnp.inf
     fin = sup & (v != jnp.inf)
-    w = jnp.where(fin, p / rows.total, 0)
+    lw = jnp.where(fin, lp - jnp.log(rows.total), -jnp.inf)
     t = jnp.where(fin, v, 0)
     x = _lpm_exponent(t, fin, rows)
     top, near, dead = rows.top, rows.near, rows.dead
     # Escort weights r = w e^x = dG/dv; at alpha = inf the argmax, ties shared.
-    r_near = w * jnp.exp(x)
-    r_far = _lpm_r_far(p, t, fin, rows)
+    r_near = jnp.exp(lw + x)
+    r_far = _lpm_r_far(lp, t, fin, rows)
     ties = sup & (v == rows.v_max)
-    r_top = ties / jnp.maximum(rows.n_ties, 1).astype(p.dtype)
+    r_top = ties / jnp.maximum(rows.n_ties, 1).astype(t.dtype)
     r = jnp.where(top, r_top, jnp.where(near, r_near, r_far))
     r = jnp.where(dead, 0, r)
     # dG/dp_i holding v: (e^x - 1) / (beta W) on the finite support; off it, -1/(beta W)
@@ -249,28 +291,32 @@ def _lpm_cells(p, v, beta, rows: _LpmRows):
     dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * rows.total), 0)
     dp = jnp.where(fin, jnp.where(top, 0, dp_fin), dp_off)
     dp = jnp.where(dead, 0, dp)
-    return dp, r
+    # p dp on the finite support (off it p = 0).
+    pdp_near = _w_expm1_over_x(lw, x) * (t - rows.g_fin)
+    pdp_far = _w_expm1(lw, x) / rows.bf
+    pdp = jnp.where(fin & ~top & ~dead, jnp.where(near, pdp_near, pdp_far), 0)
+    return dp, r, pdp
 
 
-def _lpm_parts(p, v, beta, axis):
+def _lpm_parts(p, v, beta, lp, axis):
     """The Rényi power mean G of ``v`` under the weights ``p`` and the pieces of its JVP: G,
     its derivatives in ``p`` (holding v), ``v`` (the escort weights r) and beta, each 0
     where G is infinite or the row is empty (see ``_lpm_rows``)."""
-    rows = _lpm_rows(p, v, beta, axis)
-    dp, r = _lpm_cells(p, v, beta, rows)
+    rows = _lpm_rows(p, v, beta, axis, lp)
+    dp, r, _ = _lpm_cells(p, v, beta, rows, lp)
     return rows.g, dp, r, rows.db
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
-def _log_power_mean(p, v, beta, axis):
-    return _lpm_parts(p, v, beta, axis)[0]
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _log_power_mean(p, v, beta, lp, axis):
+    return _lpm_parts(p, v, beta, lp, axis)[0]
 
 
 def _log_power_mean_jvp(axis, primals, tangents):
-    p, v, beta = primals
-    dp, dv, dbeta = tangents
-    _, slope_p, r, slope_b = _lpm_parts(p, v, beta, axis)
-    g = _log_power_mean(p, v, beta, axis)  # so that second derivatives take this rule too
+    p, v, beta, lp = primals  # lp (log p where known exactly) only locates the support
+    dp, dv, dbeta, _ = tangents
+    _, slope_p, r, slope_b = _lpm_parts(p, v, beta, lp, axis)
+    g = _log_power_mean(p, v, beta, lp, axis)  # so that second derivatives take this rule too
     dg = jnp.zeros_like(g)
     if not is_zero(dp):
         dg = dg + jnp.sum(slope_p * dp, axis, keepdims=True)
@@ -283,19 +329,22 @@ def _log_power_mean_jvp(axis, primals, tangents):
 
 _log_power_mean.defjvp(_log_power_mean_jvp, symbolic_zeros=True)
 # One compilation for eager calls: op by op, the first would compile each of ~200 operations.
-_log_power_mean_compiled = jax.jit(_log_power_mean, static_argnums=3)
+_log_power_mean_compiled = jax.jit(_log_power_mean, static_argnums=4)
 
 
-def log_power_mean(p: jax.Array, v: jax.Array, beta: jax.Array) -> jax.Array:
+def log_power_mean(
+    p: jax.Array, v: jax.Array, beta: jax.Array, lp: jax.Array | None = None
+) -> jax.Array:
     r"""The Rényi power mean :math:`\frac{1}{\beta}\log\sum_i \frac{p_i}{\sum_j p_j}
     e^{\beta v_i}` over the support of ``p`` along the last axis (see ``_lpm_parts``), with
     its JVP rule. ``p`` >= 0 (masked entries 0); ``v`` = -inf or +inf where ``p`` = 0 (that
-    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1. An empty
+    sets the one-sided slope in p there); ``beta`` with a trailing axis of 1; ``lp``, when
+    given, log p (exact where p underflows: such an entry stays on the support). An empty
     last axis gives 0, as an all-zero ``p`` does."""
     if p.shape[-1] == 0:
         shape = jnp.broadcast_shapes(p.shape[:-1], v.shape[:-1], beta.shape[:-1])
         return jnp.zeros(shape, jnp.result_type(p, v, beta))
-    g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, -1), -1)
+    g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, lp, -1), -1)
     return jnp.where(g == 0, 0, g)  # +0, never -0
 
 
@@ -506,23 +555,41 @@ def _renyi_unfused(p_logits, q_logits, order_, dtype, axis, where):
     a, b, mask, _ = _logit_pair(p_logits, q_logits, axis, where)
     beta = per_example_order(order_, dtype) - 1
     sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
-    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
-    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
-    return log_power_mean(jnp.where(positive, sa.p, 0), v, beta)
+    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, sb.neg_log_p())
+    d = log_power_mean(p, v, beta, jax.lax.stop_gradient(lp))
+    q_bad = _q_bad(b, mask)
+    return jnp.where(jnp.squeeze(q_bad, -1), jnp.nan, d)
+
+
+def _q_bad(b, mask):
+    """Rows where an allowed logit of q is +inf or NaN (keepdims)."""
+    bb = jnp.where(jnp.isnan(b), jnp.inf, b)
+    if mask is not None:
+        bb = jnp.where(mask, bb, -jnp.inf)
+    return jnp.max(bb, -1, keepdims=True) == jnp.inf
 
 
 def _renyi_stats(a, b, beta, mask):
     """Per-row (m_a, s_a, m_b, s_b, the power mean's row values, sum p dG/dp, sum r) of a
     block of rows."""
     sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
-    positive = sa.p != 0  # NaN included: a NaN logit must give NaN
-    v = jnp.where(positive, sa.log_p() + sb.neg_log_p(), -jnp.inf)
-    p = jnp.where(positive, sa.p, 0)
-    rows = _lpm_rows(p, v, beta, -1)
-    dp, r = _lpm_cells(p, v, beta, rows)
-    big_p = jnp.sum(p * dp, -1, keepdims=True)
+    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, sb.neg_log_p())
+    rows = _lpm_rows(p, v, beta, -1, lp)
+    _, r, pdp = _lpm_cells(p, v, beta, rows, lp)
+    big_p = jnp.sum(pdp, -1, keepdims=True)
     big_r = jnp.sum(r, -1, keepdims=True)
+    # A +inf (or NaN) allowed logit of q gives NaN, as one of p does.
+    rows = rows._replace(g=jnp.where(_q_bad(b, mask), jnp.nan, rows.g))
     return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), *rows, big_p, big_r
+
+
+def _renyi_lp_p_v(d, log_s, p, neg_log_q):
+    """log p (exact where p underflows), p and v = log p - log q of each entry; the support
+    is every finite logit of p (NaN included, so that a NaN logit gives NaN)."""
+    lp = jnp.where(log_s == -jnp.inf, -jnp.inf, d - log_s)
+    positive = lp != -jnp.inf
+    v = jnp.where(positive, lp + neg_log_q, -jnp.inf)
+    return jnp.where(positive, lp, -jnp.inf), jnp.where(positive, p, 0), v
 
 
 def _renyi_parts(spec, a, b, beta, mask, skip):
@@ -554,16 +621,16 @@ def _renyi_logits(spec, a, b, beta, mask, skip):
 def _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, p_of):
     """p and v of each entry from the per-row shifts and sums (``p_of``: ``softmax._p`` or
     ``_p_apart``, so that the two gradients' passes do not share them), and the slopes of
-    the power mean there."""
+    the power mean there: (p, dG/dp, r, p dG/dp)."""
     p = p_of(af, ma, sa)
-    log_sa = jnp.log(jnp.where(sa > 0, sa, 1))
+    log_sa = jnp.where(sa > 0, jnp.log(jnp.where(sa > 0, sa, 1)), -jnp.inf)
     log_sb = jnp.where(sb > 0, jnp.log(jnp.where(sb > 0, sb, 1)), -jnp.inf)
     neg_log_q = jnp.where(log_sb == -jnp.inf, jnp.inf, log_sb - (bf - mb))
-    positive = p != 0
-    v = jnp.where(positive, ((af - ma) - log_sa) + neg_log_q, -jnp.inf)
-    p = jnp.where(positive, p, 0)
-    dp, r = _lpm_cells(p, v, beta, rows)
-    return p, dp, r
+    # log p and its support written apart, too (the same value; shared, they would be stored).
+    d, log_s = (af - ma, log_sa) if p_of is _p else (af, log_sa + ma)
+    lp, p, v = _renyi_lp_p_v(d, log_s, p, neg_log_q)
+    dp, r, pdp = _lpm_cells(p, v, beta, rows, lp)
+    return p, dp, r, pdp
 
 
 def _renyi_logits_jvp(spec, primals, tangents):
@@ -584,11 +651,11 @@ def _renyi_logits_jvp(spec, primals, tangents):
     # dD/da = p (dG/dp - P) + r - p R, and dD/db = q R - r. Each gradient's pass writes
     # what it needs elementwise from the logits and the per-row values.
     if not is_zero(da):
-        p, dp, r = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p)
-        coef = kept(p * (dp - big_p) + r - p * big_r)
+        p, _, r, pdp = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p)
+        coef = kept(pdp - p * big_p + r - p * big_r)
         dout = dout + jnp.sum(coef * da.astype(ct), axis=-1)
     if not is_zero(db):
-        _, _, r = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p_apart)
+        _, _, r, _ = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p_apart)
         coef = kept(_p(bf, mb, sb) * big_r - r)
         dout = dout + jnp.sum(coef * db.astype(ct), axis=-1)
     if not is_zero(dbeta):

@@ -389,16 +389,37 @@ def _block_rows(rows: int, k: int) -> int:
 
 
 def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
-    """See ``_row_blocks_impl``; higher derivatives as through the values."""
-    if not any(x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full):
-        return _row_blocks_impl(fn, full, rows, consts, ct, shape, False)
+    """See ``_row_blocks_impl``. Its derivatives are those of ``fn`` on all the rows at once.
+
+    The fused passes' derivative rules never differentiate the loop (they take the inputs'
+    tangents as they are); higher-order derivatives differentiate those rules, and with
+    them the loop: through the rows at once, as through the values of raw-bit reads, they
+    are exact (forward over reverse through the loop was wrong at some points, e.g. the
+    Rényi divergence's mixed derivative at order 1).
+    """
     return _plain_derivatives(
-        lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape, True),
-        lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape, False),
+        lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape),
+        lambda f, r, c: _rows_at_once(fn, f, r, c, ct, shape),
     )(full, rows, consts)
 
 
-def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape, bits: bool):
+def _rows_at_once(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
+    """``fn`` on all the rows at once (the value of ``_row_blocks_impl``)."""
+    k = shape[-1]
+    n = math.prod(shape[:-1])
+
+    def up(x):
+        if x is None:
+            return None
+        x = x.reshape(n, k)
+        return x.astype(ct) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    fb = tuple(up(x) for x in full)
+    rb = tuple(None if x is None else x.reshape(n, 1) for x in rows)
+    return tuple(o.reshape((*shape[:-1], 1)) for o in fn(fb, rb, consts))
+
+
+def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
     """``fn(full, rows, consts)`` computed a block of rows at a time.
 
     ``full`` holds arrays of the logits' ``shape`` (classes last; None allowed), ``rows``
@@ -416,13 +437,11 @@ def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape, bit
     n = math.prod(shape[:-1])
     if n == 0:
         # No rows: nothing to loop over; ``fn`` on the empty block gives the empty results.
-        fb = tuple(None if x is None else _upcast_apart(x, ct).reshape(0, k) for x in full)
-        rb = tuple(None if x is None else x.reshape(0, 1) for x in rows)
-        return tuple(o.reshape((*shape[:-1], 1)) for o in fn(fb, rb, consts))
+        return _rows_at_once(fn, full, rows, consts, ct, shape)
     r = _block_rows(n, k)
     # bfloat16 inputs enter the loop as their raw bits: entered as bfloat16, they are upcast
     # whole to one float32 copy before the loop.
-    half = [bits and x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full]
+    half = [x is not None and x.dtype == jnp.bfloat16 and ct == jnp.float32 for x in full]
     xs_full = [
         None
         if x is None
