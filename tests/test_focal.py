@@ -723,3 +723,25 @@ def test_sigmoid_focal_second_derivatives_forward_and_reverse(gamma):
     alpha_t = 0.25 * y + 0.75 * (1 - y)
     want = np.array([(1 - 0.3) ** (gamma + 1), -(0.3 ** (gamma + 1)), -(0.6 ** (gamma + 1)), -1.0])
     np.testing.assert_allclose(jax.grad(f)(z)[-4:], alpha_t[-4:] * want, rtol=1e-6)
+
+
+def test_softmax_focal_loss_infinite_logits_follow_the_cross_entropy():
+    """A label on an all -inf row gives +inf (was NaN), and one on a +inf logit NaN (was 0),
+    for every gamma, as the cross-entropy does; the gradient at the -inf row is the
+    cross-entropy's."""
+    ce = je.softmax_cross_entropy_with_integer_labels
+    rows = [
+        ([[-jnp.inf, -jnp.inf]], 0),
+        ([[jnp.inf, 0.0]], 0),
+        ([[jnp.inf, 0.0]], 1),
+        ([[jnp.inf, -jnp.inf]], 0),
+        ([[0.0, -jnp.inf]], 1),
+    ]
+    for z, c in rows:
+        z, c = jnp.array(z), jnp.array([c])
+        want = ce(z, c)
+        for gamma in (0.0, 0.5, 2.0):
+            np.testing.assert_array_equal(je.softmax_focal_loss(z, c, gamma=gamma), want)
+    z, c = jnp.array([[-jnp.inf, -jnp.inf]]), jnp.array([0])
+    g = jax.grad(lambda x: je.softmax_focal_loss(x, c).sum())(z)
+    np.testing.assert_array_equal(g, jax.grad(lambda x: ce(x, c).sum())(z))

@@ -247,8 +247,12 @@ def _softmax_focal_parts(z, c, mask, axis):
     is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, axis) == idx
     d_rest = jnp.where(is_c, -jnp.inf, sh.d)
     log_rest = jnp.log(jnp.sum(jnp.exp(d_rest), axis=axis, keepdims=True))
-    a = jnp.squeeze(log_rest, axis) - d_c  # NaN in an empty row, whose weight is 0
+    a = jnp.squeeze(log_rest, axis) - d_c
+    # A label on a -inf logit (an all -inf row included): p_c = 0, the loss is +inf (an empty
+    # row, all masked, has weight 0). One on a +inf logit: NaN, as for the cross-entropy.
+    a = jnp.where(d_c == -jnp.inf, jnp.inf, a)
     nll = jax.nn.softplus(a)  # -log p_c
+    nll = jnp.where(d_c == jnp.inf, jnp.nan, nll)
     log_u = jax.nn.log_sigmoid(a)  # log(1 - p_c)
     return sh, is_c, d_c, nll, d_rest, log_rest, log_u
 
@@ -318,7 +322,7 @@ def _softmax_focal_jvp(gamma, primals, tangents):
             zf = jnp.where(jnp.expand_dims(skip, -1), -jnp.inf, zf)
         d = zf - m_s
         is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, z.ndim - 1) == jnp.expand_dims(c, -1)
-        p = jnp.exp(d - log_s)
+        p = jnp.where(log_s == -jnp.inf, 0, jnp.exp(d - log_s))  # 0 in an all -inf row
         f_s = jnp.exp(gamma * log_u_s)
         # d/dz_j = w f [(p_j - e_cj) + gamma p_c (-log p_c) rho_j] with
         # rho_j = (p_j - e_cj) / (1 - p_c): the other classes' own softmax, and -1 at the
