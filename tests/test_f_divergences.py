@@ -741,3 +741,30 @@ def test_renyi_from_logits_posinf_logit_of_q_gives_nan():
     w = jnp.array([False, True, True])
     got = je.renyi_divergence_from_logits(a, b, 2.0, where=w)
     np.testing.assert_allclose(got, _renyi_ref([1.0, 1.0], [1.0, 2.0], 2.0), rtol=1e-12)
+
+
+def test_renyi_from_logits_gradient_where_q_has_a_neg_inf_below_order_one():
+    """Below order 1 a -inf logit of q under p's support takes no part in the value; the
+    gradient in p's logits still counts p's mass there (it was dropped from the rule)."""
+    b, q = jnp.array([0.0, -jnp.inf, 0.0]), jnp.array([0.5, 0.0, 0.5])
+    a = jnp.array([0.0, 1.0, 0.5])
+    for alpha in (0.2, 0.5, 0.9, 0.999):
+        got = jax.jit(jax.grad(je.renyi_divergence_from_logits))(a, b, alpha)
+        want = jax.grad(lambda x, al=alpha: je.renyi_divergence(jax.nn.softmax(x), q, al))(a)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+        fwd = jax.jit(jax.jacfwd(je.renyi_divergence_from_logits))(a, b, alpha)
+        np.testing.assert_allclose(fwd, want, rtol=1e-9, atol=1e-12)
+
+
+def test_renyi_zero_is_plus_zero_with_its_derivatives():
+    z = jnp.array([0.0, 1.0])
+    for alpha in (0.0, 0.5, 1.0, 2.0, jnp.inf):
+        d = je.renyi_divergence_from_logits(z, z, alpha)
+        assert d == 0 and not np.signbit(d), alpha
+    # On probabilities, D = 0 at p = q is passed through with the derivatives of D (those
+    # of the KL divergence at order 1), not held at 0.
+    p = jnp.array([0.2, 0.5, 0.3])
+    for alpha in (0.5, 1.0, 2.0):
+        gp, gq = jax.grad(je.renyi_divergence, argnums=(0, 1))(p, p, alpha)
+        np.testing.assert_allclose(gp, [1.0, 1.0, 1.0], rtol=1e-12)
+        np.testing.assert_allclose(gq, [-1.0, -1.0, -1.0], rtol=1e-12)

@@ -291,10 +291,12 @@ def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None):
     dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * rows.total), 0)
     dp = jnp.where(fin, jnp.where(top, 0, dp_fin), dp_off)
     dp = jnp.where(dead, 0, dp)
-    # p dp on the finite support (off it p = 0).
+    # p dp: on the finite support from the log-weights (p may underflow there), elsewhere
+    # as it is (0 off the support; p times the one-sided slope where v = +inf).
     pdp_near = _w_expm1_over_x(lw, x) * (t - rows.g_fin)
     pdp_far = _w_expm1(lw, x) / rows.bf
-    pdp = jnp.where(fin & ~top & ~dead, jnp.where(near, pdp_near, pdp_far), 0)
+    live = fin & ~top & ~dead
+    pdp = jnp.where(live, jnp.where(near, pdp_near, pdp_far), jnp.where(live, 0, p) * dp)
     return dp, r, pdp
 
 
@@ -344,8 +346,12 @@ def log_power_mean(
     if p.shape[-1] == 0:
         shape = jnp.broadcast_shapes(p.shape[:-1], v.shape[:-1], beta.shape[:-1])
         return jnp.zeros(shape, jnp.result_type(p, v, beta))
-    g = jnp.squeeze(_log_power_mean_compiled(p, v, beta, lp, -1), -1)
-    return jnp.where(g == 0, 0, g)  # +0, never -0
+    return plus_zero(jnp.squeeze(_log_power_mean_compiled(p, v, beta, lp, -1), -1))
+
+
+def plus_zero(x: jax.Array) -> jax.Array:
+    """``x`` with -0 returned as +0; the derivative stays 1 (also at 0)."""
+    return x - jax.lax.stop_gradient(jnp.where(x == 0, x, 0))
 
 
 def _invalid(*xs: jax.Array) -> jax.Array:
@@ -545,7 +551,7 @@ def renyi_divergence_from_logits(
         # Orders on axes before the per-example ones: one fused pass per order.
         d = jax.vmap(one)(beta).reshape(shape) if extra else one(beta[0])
     # Two distributions: D >= 0, and a value below 0 is rounding, held at 0 (gradient 0).
-    d = jnp.where(d < 0, 0, d)
+    d = plus_zero(jnp.where(d < 0, 0, d))
     d = jnp.where(~(order_ >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
 
