@@ -15,6 +15,8 @@ import jax
 from .cases import DTYPES, FULL_SHAPES, QUICK_SHAPES
 
 FUSED_TEMP_FRACTION = 1 / 8
+# The logits groups of target 8 (with the sums over probabilities, ``probs:*``).
+_T8_LOGITS = ("xent_soft", "entropy_logits", "kl_logits")
 _LIMITS = frozenset(
     {"sum", "copy", "sum_exp", "sum_exp_rows16"}
 )  # machine limits, not rivals  # target 7: the fused loss's temp over the dense computation's
@@ -128,7 +130,7 @@ def evaluate(records: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
     # Targets 8 and 9: the rest of the logits family, and the integer-label loss at every
     # shape. "Best alternative": the fastest variant that is neither jaxent nor a limit.
     t8 = []
-    for group in ("xent_soft", "entropy_logits", "kl_logits"):
+    for group in (*_T8_LOGITS, *(f"probs:{n}" for n in ("kl", "xent", "entropy"))):
         for rec, v in _group(records, group):
             others = [n for n in v if n != "jaxent" and n not in _LIMITS]
             if not others:
@@ -172,8 +174,9 @@ def evaluate(records: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]
         (7, "Fused linear CE, value-and-grad: temp <= 1/8 of the dense computation's", t7),
         (
             8,
-            "Soft-label CE, entropy and KL from logits: forward and value-and-grad <= the best"
-            " alternative, forward <= 2x row-wise sum(exp(x)), temp <= 1% of the logits",
+            "Soft-label CE, entropy and KL from logits, and KL, cross-entropy and entropy of"
+            " probabilities: forward and value-and-grad <= the best alternative, forward <= 2x"
+            " row-wise sum(exp(x)), temp <= 1% of the inputs",
             t8,
         ),
         (9, "Integer-label CE, value-and-grad: <= 1.25x copy at every shape and dtype", t9),
