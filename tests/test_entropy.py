@@ -606,3 +606,39 @@ def test_entropy_temp_memory_float32():
         if mem is None:
             pytest.skip("no memory analysis on this backend")
         assert mem.temp_size_in_bytes <= 0.01 * nbytes
+
+
+def test_entropy_of_long_rows_takes_the_row_blocks(monkeypatch):
+    """Rows of at least ``_ROW_BLOCK_MIN_CLASSES`` classes are summed a block of rows at a
+    time (reduced whole, XLA's CPU backend writes their terms to fresh buffers: 3.4x the
+    naive form's time at [1024, 131072]); both routes give the same values and gradients,
+    zeros included."""
+    from jaxent._src import softmax
+
+    def has_loop(shape):
+        jaxpr = str(jax.make_jaxpr(je.entropy)(jax.ShapeDtypeStruct(shape, jnp.float32)))
+        return "while" in jaxpr or "scan" in jaxpr
+
+    k = softmax._ROW_BLOCK_MIN_CLASSES
+    assert has_loop((2, k)) and not has_loop((2, k // 2))
+    rng = np.random.default_rng(3)
+    p = rng.dirichlet(np.full(k, 0.3), size=4)
+    p[0, :3] = 0
+    p = jnp.asarray(p / p.sum(-1, keepdims=True))
+
+    def run(blocked):
+        if not blocked:
+            monkeypatch.setattr(softmax, "_ROW_BLOCK_MIN_CLASSES", 1 << 30)
+            jax.clear_caches()  # the public functions are jitted: trace them again
+        assert has_loop(p.shape) == blocked
+        f = jax.jit(je.entropy)
+        g = jax.jit(jax.grad(lambda x: je.entropy(x, base=2).sum()))
+        return f(p), g(p)
+
+    blocked, plain = run(True), run(False)
+    monkeypatch.undo()
+    jax.clear_caches()  # no trace with the patched threshold outlives the test
+    expected = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0), -1)
+    np.testing.assert_allclose(blocked[0], expected, rtol=1e-13)
+    for a, b in zip(plain, blocked, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)

@@ -76,7 +76,8 @@ def entropy(
 
     Memory: ``p`` is read as it is (half precision upcast inside the pass), and neither the
     forward pass nor value-and-grad stores an array of its size (float32 and bfloat16;
-    with a per-class mask, bfloat16 keeps one copy of the input's bits).
+    with a per-class mask or rows of 65536 entries or more, bfloat16 keeps one copy of the
+    input's bits).
 
     Args:
       p: probabilities, shape ``[..., n, ...]``.
