@@ -409,7 +409,8 @@ def test_mask_both_per_example_and_per_class_is_ambiguous():
         assert "where[..., None]" in str(err.value) and "(1, 3)" in str(err.value)
         rows = fn(*args, where=keep[:, None])
         np.testing.assert_array_equal(rows[1], 0)
-        np.testing.assert_array_equal(rows[::2], fn(*args)[::2])
+        # Masked and unmasked rows may take different passes (equal up to rounding).
+        np.testing.assert_allclose(rows[::2], fn(*args)[::2], rtol=1e-14)
         classes = fn(*args, where=keep[None])
         np.testing.assert_array_equal(classes, fn(*args, where=jnp.broadcast_to(keep, z.shape)))
     # Not ambiguous: the class axis first (both readings agree), or N != K.

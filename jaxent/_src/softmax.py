@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .numerics import is_zero
+from .numerics import is_zero, negated
 
 
 class ShiftedLogits:
@@ -709,10 +709,17 @@ def softmax_entropy(
     r"""Entropy of softmax(z) along ``axis``: :math:`\operatorname{lse}(z) - \sum_j p_j z_j`.
 
     Read in ``z``'s dtype, computed in at least float32, in two passes (row maximum, then
-    one fused reduction); the derivative rule stores only per-row values. ``mask``: allowed
+    one fused reduction; unmasked float32/float64 rows shorter than
+    ``_ROW_BLOCK_MIN_CLASSES``: three whole-array passes, see ``_entropy_whole``); the
+    derivative rule stores only per-row values. ``mask``: allowed
     classes (broadcastable); ``skip``: rows (keepdims) that give 0, whatever they hold.
     Empty rows give 0; a +inf or NaN allowed logit gives NaN.
     """
+    whole = z.dtype == jnp.result_type(z.dtype, jnp.float32)
+    if whole and mask is None and z.shape[axis] < _ROW_BLOCK_MIN_CLASSES:
+        # Unmasked rows of float32 or float64: whole-array passes with select-free summands
+        # (see ``_entropy_whole``; half precision read that way stores an upcast copy).
+        return _entropy(RowSpec(axis, False), z, None, skip)
     spec, (z,), mask, moved = _row_spec(z, mask, axis, (z,))
     if moved and skip is not None:
         skip = jnp.moveaxis(skip, axis, -1)
@@ -730,11 +737,31 @@ def _entropy_stats(axis, z, mask):
     return m, s, u
 
 
+def _entropy_whole(z, axis, ct):
+    """Row maximum m, sum s of exp(z - m) and entropy h of unmasked rows, each in one
+    whole-array reduction that XLA's CPU backend runs on every core and fuses with its
+    summand: h = -sum p log p, with log p = (z - m) - log s clamped to the finite range, so
+    that -inf logits give 0 without a select. A select or compare in a summand, or two sums
+    sharing a term (z - m, or one upcast of half-precision logits), made the backend store a
+    float32 copy of the logits; so the last pass reads its own copy of m. For float32 and
+    float64 logits (half precision stored an upcast copy)."""
+    m = _shift(z, axis)
+    s = _sum(jnp.exp(z - m), axis)
+    log_s = _safe_log(s)
+    m_apart = jax.lax.optimization_barrier(m)
+    log_p = jnp.maximum((z - m_apart) - log_s, -_big(ct))
+    h = negated(_sum(jnp.exp(log_p) * log_p, axis))
+    return m, s, log_s, jnp.where(s == 0, 0, h)
+
+
 def _entropy_parts(spec, z, mask, skip):
     ct = jnp.result_type(z.dtype, jnp.float32)
-    m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked)
-    log_s = _safe_log(s)
-    h = jnp.where(s == 0, 0, log_s + u)
+    if spec.blocked or mask is not None:
+        m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked)
+        log_s = _safe_log(s)
+        h = jnp.where(s == 0, 0, log_s + u)
+    else:
+        m, s, log_s, h = _entropy_whole(z, spec.axis, ct)
     if skip is not None:
         h = jnp.where(skip, 0, h)
     return ct, m, s, log_s, h
