@@ -657,3 +657,54 @@ def test_logits_whose_spread_overflows_give_zero(f):
     y = jnp.array([1.0, 0.0])
     got = (f(z, y), jax.jit(f)(z, y))
     assert got[0] == 0 and got[1] == 0, got
+
+
+@pytest.mark.parametrize("base", [None, 2.0, 0.5, 0.1])
+def test_exact_zeros_are_positive_zeros_in_every_base(base):
+    """An exact zero is +0 in any base, below 1 too (whose log is negative: 0 / ln b would
+    be -0), for every function with a ``base``."""
+    from jaxent import estimators as es
+
+    oh = jnp.array([1.0, 0.0])
+    same = (jnp.array([0.0, 1.0]), jnp.array([0.0, 1.0]))
+    table = jnp.array([[1.0, 0.0], [0.0, 0.0]])
+    table_logits = jnp.array([[0.0, -jnp.inf], [-jnp.inf, -jnp.inf]])
+    z2 = jnp.zeros(2)
+    counts = jnp.array([5, 0])
+    outs = {
+        "self_information": je.self_information(1.0, base=base),
+        "entropy": je.entropy(oh, base=base),
+        "entropy of an empty row": je.entropy(jnp.zeros((0,)), base=base),
+        "binary_entropy": je.binary_entropy(jnp.array([0.0, 1.0]), base=base),
+        "cross_entropy": je.cross_entropy(oh, oh, base=base),
+        "kl_divergence": je.kl_divergence(oh, oh, base=base),
+        "entropy_from_logits": je.entropy_from_logits(jnp.array([0.0, -jnp.inf]), base=base),
+        "kl_divergence_from_logits": je.kl_divergence_from_logits(*same, base=base),
+        "js_divergence": je.js_divergence(oh, oh, base=base),
+        "js_divergence_from_logits": je.js_divergence_from_logits(*same, base=base),
+        "renyi_divergence": je.renyi_divergence(oh, oh, 2.0, base=base),
+        "renyi_divergence_from_logits": je.renyi_divergence_from_logits(*same, 2.0, base=base),
+        "renyi_entropy": je.renyi_entropy(oh, 2.0, base=base),
+        "joint_entropy": je.joint_entropy(table, base=base),
+        "conditional_entropy": je.conditional_entropy(table, base=base),
+        "mutual_information": je.mutual_information(table, base=base),
+        "joint_entropy_from_logits": je.joint_entropy_from_logits(table_logits, base=base),
+        "conditional_entropy_from_logits": je.conditional_entropy_from_logits(
+            table_logits, base=base
+        ),
+        "mutual_information_from_logits": je.mutual_information_from_logits(
+            table_logits, base=base
+        ),
+        "gaussian_kl_diag": je.gaussian_kl_diag(z2, z2, z2, z2, base=base),
+        "gaussian_kl": je.gaussian_kl(z2, jnp.eye(2), z2, jnp.eye(2), base=base),
+        "entropy_plugin": es.entropy_plugin(counts, base=base),
+        "entropy_miller_madow": es.entropy_miller_madow(counts, base=base),
+        "entropy_chao_shen": es.entropy_chao_shen(counts, base=base),
+        "entropy_james_stein": es.entropy_james_stein(counts, base=base),
+        "mutual_information_plugin": es.mutual_information_plugin(
+            jnp.array([[5, 0], [0, 0]]), base=base
+        ),
+    }
+    for name, out in outs.items():
+        arr = np.asarray(out)
+        assert (arr == 0).all() and not np.signbit(arr).any(), (name, out)

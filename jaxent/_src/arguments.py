@@ -258,8 +258,17 @@ def probabilities(x: jax.typing.ArrayLike, name: str) -> jax.Array:
 
 def in_base(value: jax.Array, base: float | None) -> jax.Array:
     """``value`` in nats converted to the units of ``base`` (validated here)."""
-    ln_b = log_base(base)
-    return value if ln_b is None else value / ln_b
+    return in_units(value, log_base(base))
+
+
+def in_units(value: jax.Array, ln_b: float | None) -> jax.Array:
+    """``value`` in nats divided by ``ln_b`` (None: nats). An exact zero stays +0 for a base
+    below 1, whose log is negative (``0 / ln_b`` would be -0)."""
+    if ln_b is None:
+        return value
+    if ln_b > 0:
+        return value / ln_b
+    return 0 - value / -ln_b
 
 
 def masked_sum(terms: jax.Array, axes: tuple[int, ...], mask: Mask | None) -> jax.Array:

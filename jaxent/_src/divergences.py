@@ -106,7 +106,7 @@ def pair_sum(kind, p, q, axis, where, base):
         skip = jnp.moveaxis(skip, ca.axis, -1)
     a, b = full if q is not None else (full[0], None)
     out = _pair_terms_sum(spec, kind, a, b, mask, skip)
-    return out if ln_b is None else out / ln_b
+    return arguments.in_units(out, ln_b)
 
 
 def _pair_stats(kind):
@@ -313,4 +313,4 @@ def kl_divergence_from_logits(
     # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
     mask, skip = class_masks(ca, where)
     d = softmax_kl(ca.z, ca.layout(q_logits), mask=mask, skip=skip, axis=ca.axis)
-    return d if ln_b is None else d / ln_b
+    return arguments.in_units(d, ln_b)

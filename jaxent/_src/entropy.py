@@ -202,7 +202,7 @@ def entropy_from_logits(
     # Read as they are (half precision upcast inside the fused pass); see ``softmax``.
     mask, skip = class_masks(ca, where)
     h = softmax_entropy(ca.z, mask=mask, skip=skip, axis=ca.axis)
-    return h if ln_b is None else h / ln_b
+    return arguments.in_units(h, ln_b)
 
 
 def renyi_entropy(

@@ -873,7 +873,7 @@ def js_divergence_from_logits(
     if moved and skip is not None:
         skip = jnp.moveaxis(skip, ca.axis, -1)
     js = _js_logits(spec, a, b, mask, skip)
-    return js if ln_b is None else js / ln_b
+    return arguments.in_units(js, ln_b)
 
 
 def _p_apart(zf: jax.Array, m: jax.Array, s: jax.Array) -> jax.Array:

@@ -147,7 +147,7 @@ def gaussian_entropy(cov: jax.typing.ArrayLike, *, base: float | None = None) ->
     ln_b = arguments.log_base(base)
     half_log_det = jnp.sum(jnp.log(_diagonal(_cholesky(cov))), axis=-1)
     h = 0.5 * cov.shape[-1] * _LOG_2PI_E + half_log_det
-    return h if ln_b is None else h / ln_b
+    return arguments.in_units(h, ln_b)
 
 
 def gaussian_entropy_diag(log_var: jax.typing.ArrayLike, *, base: float | None = None) -> jax.Array:
@@ -186,7 +186,7 @@ def gaussian_entropy_diag(log_var: jax.typing.ArrayLike, *, base: float | None =
     log_var = log_var.astype(arguments.compute_dtype(log_var))
     ln_b = arguments.log_base(base)
     h = 0.5 * (log_var.shape[-1] * _LOG_2PI_E + jnp.sum(log_var, axis=-1))
-    return h if ln_b is None else h / ln_b
+    return arguments.in_units(h, ln_b)
 
 
 def gaussian_kl(
@@ -282,7 +282,7 @@ def gaussian_kl(
     d = jnp.sum(_half_expm1_minus_identity(x), axis=-1) + 0.5 * (
         jnp.sum(off * off, axis=(-2, -1)) + jnp.sum(v * v, axis=-1) + far
     )
-    return d if ln_b is None else d / ln_b
+    return arguments.in_units(d, ln_b)
 
 
 def gaussian_kl_diag(
@@ -359,4 +359,4 @@ def gaussian_kl_diag(
     # (diff e^{-lvq/2})^2, 0 where the means agree, even at a log-variance of -inf.
     scaled = jnp.where(same, 0, diff * jnp.exp(-0.5 * jnp.where(same, 0, lvq)))
     d = jnp.sum(_half_expm1_minus_identity(delta) + 0.5 * (scaled * scaled), axis=-1)
-    return d if ln_b is None else d / ln_b
+    return arguments.in_units(d, ln_b)

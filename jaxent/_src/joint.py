@@ -628,7 +628,7 @@ def joint_entropy_from_logits(
     ln_b = arguments.log_base(base)
     skip = None if skip is None else skip[..., None]
     h = softmax_entropy(rows, mask=cells, skip=skip, axis=rows.ndim - 1)
-    return h if ln_b is None else h / ln_b
+    return arguments.in_units(h, ln_b)
 
 
 def conditional_entropy_from_logits(

@@ -341,7 +341,7 @@ def vocab_parallel_entropy_from_logits(
     ca, z = _logits_and_mask(logits, where, "logits", arguments.compute_dtype(logits))
     (z,) = sh.vary(z)
     h = _entropy(z, ca.mask, sh.names)
-    return h if ln_b is None else h / ln_b
+    return arguments.in_units(h, ln_b)
 
 
 def _entropy_parts(z, mask, names):
@@ -445,7 +445,7 @@ def vocab_parallel_kl_divergence_from_logits(
     ca, a = _logits_and_mask(p_logits, where, "p_logits", dtype)
     a, b = sh.vary(a, ca.clean(ca.layout(q_logits).astype(dtype), 0))
     d = _kl(a, b, ca.mask, sh.names)
-    return d if ln_b is None else d / ln_b
+    return arguments.in_units(d, ln_b)
 
 
 def _kl_parts(a, b, mask, names):
