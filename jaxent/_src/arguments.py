@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .numerics import negated
+
 Axis = int | Sequence[int]
 
 
@@ -268,7 +270,7 @@ def in_units(value: jax.Array, ln_b: float | None) -> jax.Array:
         return value
     if ln_b > 0:
         return value / ln_b
-    return 0 - value / -ln_b
+    return negated(value / -ln_b)
 
 
 def masked_sum(terms: jax.Array, axes: tuple[int, ...], mask: Mask | None) -> jax.Array:

@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 
 from . import arguments
-from . import softmax as _softmax
 from .numerics import (
     is_zero,
     negated,
@@ -29,6 +28,7 @@ from .numerics import (
 )
 from .softmax import (
     RowSpec,
+    _long_rows,
     _row_spec,
     _rows_stats,
     _sum,
@@ -94,7 +94,7 @@ def pair_sum(kind, p, q, axis, where, base):
     mask, skip = class_masks(ca, where)
     full = tuple(ca.layout(x) for x in pair)
     classes = math.prod(p.shape[a] for a in axes)
-    if kind == "entropy" and mask is None and classes < _softmax._ROW_BLOCK_MIN_CLASSES:
+    if kind == "entropy" and mask is None and not _long_rows(classes):
         # The entropy's summand is select-free (``xlogx_to_sum``): one whole-array reduction,
         # which XLA's CPU backend runs on every core, stores nothing. Longer rows take the
         # row blocks: reducing them whole, the backend writes the terms to fresh buffers

@@ -129,12 +129,18 @@ _ROW_BLOCK_MIN_CLASSES = 65536
 _ROW_BLOCK = 2
 
 
+def _long_rows(k: int) -> bool:
+    """Rows of ``k`` classes are long: XLA's CPU backend reduces them whole through stored
+    buffers, so the passes take them a block of rows at a time."""
+    return k >= _ROW_BLOCK_MIN_CLASSES
+
+
 def _row_blocked(z: jax.Array, axis: int) -> bool:
     rows = math.prod(z.shape[:-1])
     return (
         z.ndim >= 2
         and axis == z.ndim - 1
-        and z.shape[-1] >= _ROW_BLOCK_MIN_CLASSES
+        and _long_rows(z.shape[-1])
         and rows % _ROW_BLOCK == 0
         and rows >= 2 * _ROW_BLOCK
     )
@@ -390,7 +396,7 @@ def _block_rows(rows: int, k: int) -> int:
     1% of the logits (5.0 MiB for 512 MiB); with fewer rows two would pass that bound.
     """
     target = max(1, (1 << 14) // max(k, 1), rows // _ROW_STEPS)
-    if k >= _ROW_BLOCK_MIN_CLASSES and rows >= _ROW_STEPS:
+    if _long_rows(k) and rows >= _ROW_STEPS:
         target = max(target, 2)
     for r in range(min(target, rows), 0, -1):
         if rows % r == 0:
@@ -726,7 +732,7 @@ def softmax_entropy(
     Empty rows give 0; a +inf or NaN allowed logit gives NaN.
     """
     whole = z.dtype == jnp.result_type(z.dtype, jnp.float32)
-    if whole and mask is None and z.shape[axis] < _ROW_BLOCK_MIN_CLASSES:
+    if whole and mask is None and not _long_rows(z.shape[axis]):
         # Unmasked rows of float32 or float64: whole-array passes with select-free summands
         # (see ``_entropy_whole``; half precision read that way stores an upcast copy).
         return _entropy(RowSpec(axis, False), z, None, skip)
@@ -766,7 +772,7 @@ def _entropy_whole(z, axis, ct):
 
 def _entropy_parts(spec, z, mask, skip):
     ct = jnp.result_type(z.dtype, jnp.float32)
-    if spec.blocked or mask is not None:
+    if spec.blocked:
         m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked)
         log_s = _safe_log(s)
         h = jnp.where(s == 0, 0, log_s + u)
