@@ -10,7 +10,11 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
   bfloat16 (upcast per block) and as its raw bits;
 - ``int_vg``: the integer-label value-and-grad at long rows beside its two necessary passes,
   one that writes an array of the logits' size (``exp(x - 1)``) and the blocked row
-  statistics, and one copy.
+  statistics, and one copy;
+- ``routes``: jaxent's own routes side by side, each compiled with the module setting that
+  selects it: the entropy from logits through its whole-array passes and through the
+  row-block loop, and at long rows the soft-label cross-entropy, KL and entropy from logits
+  with two rows a loop step and with one.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -139,6 +143,74 @@ def int_vg(shape, repeats: int) -> list[str]:
     return out
 
 
+def _compiled_with(setting: dict[str, int], f: Callable, args: tuple):
+    """``f`` compiled for ``args`` while the ``softmax`` module constants in ``setting`` hold."""
+    saved = {k: getattr(softmax, k) for k in setting}
+    try:
+        for k, v in setting.items():
+            setattr(softmax, k, v)
+        jax.clear_caches()  # the public functions are jitted: trace them under the setting
+        return jax.jit(f).lower(*args).compile()
+    finally:
+        for k, v in saved.items():
+            setattr(softmax, k, v)
+        jax.clear_caches()
+
+
+def _timed_compiled(fns: dict[str, Callable], args: tuple, repeats: int) -> dict[str, float]:
+    for f in fns.values():
+        jax.block_until_ready(f(*args))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+def routes(short, long, repeats: int) -> list[str]:
+    out = []
+
+    def vg(f):
+        return jax.value_and_grad(lambda a, b: jnp.sum(f(a, b)))
+
+    def ent(a, _):
+        return je.entropy_from_logits(a)
+
+    a = jax.random.normal(jax.random.key(0), short, jnp.float32) * 3
+    fns = {}
+    for name, setting in (("whole-array", {}), ("row-block loop", {"_ROW_BLOCK_MIN_CLASSES": 1})):
+        fns[f"entropy_from_logits fwd, {name}"] = _compiled_with(setting, ent, (a, a))
+        fns[f"entropy_from_logits vg, {name}"] = _compiled_with(setting, vg(ent), (a, a))
+    fns["naive entropy fwd"] = jax.jit(lambda x, _: _naive_entropy(x)).lower(a, a).compile()
+    out += [
+        f"| routes | {list(short)} | float32 | {k} | {v:.1f} | |"
+        for k, v in _timed_compiled(fns, (a, a), repeats).items()
+    ]
+    a = jax.random.normal(jax.random.key(0), long, jnp.float32) * 3
+    b = jax.random.normal(jax.random.key(1), long, jnp.float32) * 3
+    y = jax.nn.softmax(b)
+    cases = (
+        ("softmax_cross_entropy", je.softmax_cross_entropy, y),
+        ("kl_divergence_from_logits", je.kl_divergence_from_logits, b),
+        ("entropy_from_logits", ent, b),
+    )
+    # One row a step: the row-block rule as it was (about 1/_ROW_STEPS of the rows, at
+    # least one), which _ROW_STEPS above the row count gives.
+    one_row = {"_ROW_STEPS": 2 * long[0]}
+    for name, f, second in cases:
+        fns = {}
+        for label, setting in (("two rows a step", {}), ("one row a step", one_row)):
+            fns[f"{name} fwd, {label}"] = _compiled_with(setting, f, (a, second))
+            fns[f"{name} vg, {label}"] = _compiled_with(setting, vg(f), (a, second))
+        out += [
+            f"| routes | {list(long)} | float32 | {k} | {v:.1f} | |"
+            for k, v in _timed_compiled(fns, (a, second), repeats).items()
+        ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny shapes, a smoke test")
@@ -158,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         *bf16_loop((big[0][0] // 4, big[0][1])),
         *int_vg(big[1], repeats),
         *int_vg(big[2], repeats),
+        *routes(big[0], big[1], repeats),
     ):
         print(line)
 
