@@ -14,7 +14,10 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
 - ``routes``: jaxent's own routes side by side, each compiled with the module setting that
   selects it: the entropy from logits through its whole-array passes and through the
   row-block loop, and at long rows the soft-label cross-entropy, KL and entropy from logits
-  with two rows a loop step and with one.
+  with two rows a loop step and with one;
+- ``kl_whole``: a whole-array KL from logits (log-probabilities clamped to the finite range)
+  tried for the forward pass: its temp bytes alone and with the select-free indicator of
+  mass on a -inf logit of q that exactness needs, and its time beside jaxent's and optax's.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -211,6 +214,50 @@ def routes(short, long, repeats: int) -> list[str]:
     return out
 
 
+def _log_softmax_clamped(z):
+    m = softmax._shift(z, -1)
+    log_s = softmax._safe_log(jnp.sum(jnp.exp(z - m), axis=-1, keepdims=True))
+    return jnp.maximum((z - jax.lax.optimization_barrier(m)) - log_s, -softmax._big(z.dtype))
+
+
+def _kl_clamped(a, b):
+    la, lb = _log_softmax_clamped(a), _log_softmax_clamped(b)
+    return jnp.sum(jnp.exp(la) * (la - lb), axis=-1)
+
+
+def _kl_clamped_exact(a, b):
+    # + inf where q has a -inf logit and p does not (-log1p(-1)), else + 0.
+    flag = softmax._neg_inf(b) * (1 - softmax._neg_inf(a))
+    la, lb = _log_softmax_clamped(a), _log_softmax_clamped(b)
+    return jnp.sum(jnp.exp(la) * (la - lb) - jnp.log1p(-flag), axis=-1)
+
+
+def kl_whole(shape, repeats: int) -> list[str]:
+    a = jax.random.normal(jax.random.key(0), shape, jnp.float32) * 3
+    b = jax.random.normal(jax.random.key(1), shape, jnp.float32) * 3
+    spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+    out = [
+        f"| kl_whole | {list(shape)} | float32 | {name} | "
+        f"temp {_temp_mib(f, spec, spec):.2f} MiB | |"
+        for name, f in (
+            ("clamped", _kl_clamped),
+            ("clamped, with the -inf indicator", _kl_clamped_exact),
+        )
+    ]
+    fns = {
+        "clamped": _kl_clamped,
+        "jaxent": je.kl_divergence_from_logits,
+        "optax": lambda p, q: optax.losses.kl_divergence_with_log_targets(
+            jax.nn.log_softmax(q), jax.nn.log_softmax(p)
+        ),
+    }
+    out += [
+        f"| kl_whole | {list(shape)} | float32 | {k} | {v:.1f} | |"
+        for k, v in _timed(fns, (a, b), repeats).items()
+    ]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny shapes, a smoke test")
@@ -231,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
         *int_vg(big[1], repeats),
         *int_vg(big[2], repeats),
         *routes(big[0], big[1], repeats),
+        *kl_whole(big[0], repeats),
     ):
         print(line)
 

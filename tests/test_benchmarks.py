@@ -191,7 +191,13 @@ def test_probes_quick_run_prints_every_probe(capsys):
     probes.main(["--quick"])
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("| ")]
     rows = [x for x in lines if not x.startswith("| probe")]
-    assert {r.split(" | ")[0][2:] for r in rows} == {"loop", "bf16_loop", "int_vg", "routes"}
+    assert {r.split(" | ")[0][2:] for r in rows} == {
+        "loop",
+        "bf16_loop",
+        "int_vg",
+        "routes",
+        "kl_whole",
+    }
     assert all(r.count("|") == 7 for r in rows), rows
     # Rows shorter than the blocked threshold (all of them here): their whole statistics.
     variants = {r.split(" | ")[3] for r in rows if r.startswith("| int_vg")}
