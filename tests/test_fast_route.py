@@ -1,0 +1,184 @@
+"""The whole-array route of the forward passes from logits (``softmax._fast_or_exact``).
+
+From ``softmax._FAST_MIN_ROWS`` rows on, the soft-label cross-entropy, the entropy and the
+KL divergence from logits run forward in the form that XLA's CPU backend fuses into one
+kernel, and the exact route answers the rows where that form is not finite. Every special
+row is checked here against the exact route (the same rows, fewer of them), values and NaN
+positions alike; the route's temp memory is checked from ``memory_analysis()``.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxent as je
+from jaxent._src import softmax
+
+ROWS = softmax._FAST_MIN_ROWS
+INF, NAN = np.inf, np.nan
+BIG = float(np.finfo(np.float32).max)
+
+# (logits, second logits or labels) rows of 4 classes that need the exact route's care.
+SPECIAL_Z = [
+    [-INF, 0.0, 1.0, 2.0],  # a -inf logit
+    [-INF, 0.0, 1.0, 2.0],
+    [-INF, -INF, -INF, -INF],  # an empty row
+    [-INF, -INF, -INF, -INF],
+    [INF, 0.0, 1.0, 2.0],  # a +inf logit
+    [INF, 0.0, 1.0, 2.0],
+    [INF, 0.0, 1.0, 2.0],
+    [NAN, 0.0, 1.0, 2.0],
+    [1e38, -3e38, 0.0, 1.0],  # a spread that overflows z - max
+    [3e38, 3e38, 3e38, -INF],  # huge equal logits
+    [1.0, 2.0, 3.0, 4.0],
+    [1e4, 1e4 + 1, 1e4 - 1, 1e4],  # large logits, no cancellation allowed
+]
+SPECIAL_Y = [
+    [0.0, 0.2, 0.3, 0.5],  # no label mass on the -inf logit
+    [0.1, 0.2, 0.3, 0.4],  # label mass on it: +inf
+    [0.0, 0.0, 0.0, 0.0],  # 0
+    [0.0, 1.0, 0.0, 0.0],  # +inf
+    [0.0, 0.2, 0.3, 0.5],  # +inf
+    [0.5, 0.5, 0.0, 0.0],  # NaN
+    [0.0, 0.0, 0.0, 0.0],  # 0
+    [0.0, 0.2, 0.3, 0.5],
+    [0.2, 0.3, 0.5, 0.0],
+    [0.2, 0.3, 0.5, 0.0],
+    [-0.5, 0.5, 0.5, 0.5],  # a negative label: NaN
+    [0.25, 0.25, 0.25, 0.25],
+]
+SPECIAL_B = [
+    [0.0, 0.0, -INF, 1.0],  # q has no mass where p has: +inf
+    [-INF, 0.0, 1.0, 2.0],  # the same support: finite
+    [0.0, 1.0, 2.0, 3.0],  # an empty p row: 0
+    [-INF, -INF, -INF, -INF],
+    [0.0, 1.0, 2.0, 3.0],
+    [0.0, 1.0, INF, 3.0],
+    [1.0, 1.0, 1.0, 1.0],
+    [0.0, 1.0, 2.0, 3.0],
+    [-3e38, 1e38, 0.0, 1.0],
+    [3e38, 3e38, 3e38, 3e38],
+    [4.0, 3.0, 2.0, 1.0],
+    [1e4, 1e4, 1e4, 1e4 + 2],
+]
+
+
+def _rows(special, rows: int, seed: int, scale: float = 3.0, softmax_rows: bool = False):
+    """The special rows, then ordinary random ones up to ``rows``."""
+    rest = np.asarray(jax.random.normal(jax.random.key(seed), (rows - len(special), 4))) * scale
+    if softmax_rows:
+        rest = np.asarray(jax.nn.softmax(rest))
+    return np.concatenate([np.asarray(special, np.float32), rest.astype(np.float32)])
+
+
+CASES = {
+    "softmax_cross_entropy": (lambda z, y: je.softmax_cross_entropy(z, y), SPECIAL_Y, True),
+    "softmax_cross_entropy smoothed": (
+        lambda z, y: je.softmax_cross_entropy(z, y, label_smoothing=0.1),
+        SPECIAL_Y,
+        True,
+    ),
+    "entropy_from_logits": (lambda z, _: je.entropy_from_logits(z), SPECIAL_Y, True),
+    "kl_divergence_from_logits": (je.kl_divergence_from_logits, SPECIAL_B, False),
+}
+
+
+def _inputs(name, dtype=jnp.float32, rows=ROWS):
+    _, second, is_labels = CASES[name]
+    z = _rows(SPECIAL_Z, rows, 0)
+    y = _rows(second, rows, 1, softmax_rows=is_labels)
+    return jnp.asarray(z, dtype), jnp.asarray(y, dtype)
+
+
+def _close(fast, exact, dtype, atol=1e-8):
+    """Equal within float32 rounding (both compute in float32), NaN where NaN."""
+    np.testing.assert_allclose(np.asarray(fast), np.asarray(exact), rtol=3e-5, atol=atol)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16], ids=["float32", "bfloat16"])
+def test_special_rows_as_on_the_exact_route(name, dtype):
+    f = CASES[name][0]
+    z, y = _inputs(name, dtype)
+    assert softmax._fast_rows((z, y), -1)
+    n = len(SPECIAL_Z)
+    assert not softmax._fast_rows((z[:n], y[:n]), -1)
+    fast = jax.jit(f)(z, y)
+    exact = jax.jit(f)(z[:n], y[:n])
+    _close(fast[:n], exact, dtype)
+    # The ordinary rows, against the exact route a block of them at a time.
+    _close(fast[n : n + 64], jax.jit(f)(z[n : n + 64], y[n : n + 64]), dtype)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fast_route_is_taken_and_its_answer_kept(name):
+    """The route's cond is in the program, and its fused form is what an ordinary batch
+    gets: equal to the float64 value within float32 rounding."""
+    f = CASES[name][0]
+    z, y = _inputs(name)
+    n = len(SPECIAL_Z)
+    z, y = z[n:], y[n:]
+    z = jnp.concatenate([z, z[:n]])
+    y = jnp.concatenate([y, y[:n]])
+    assert "cond[" in str(jax.make_jaxpr(f)(z, y))
+    with jax.enable_x64():
+        want = f(z.astype(jnp.float64), y.astype(jnp.float64))
+    np.testing.assert_allclose(np.asarray(jax.jit(f)(z, y)), np.asarray(want), rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_vmap_folds_the_batch_into_the_rows(name):
+    f = CASES[name][0]
+    z, y = _inputs(name)
+    z2, y2 = jnp.stack([z, z[::-1]]), jnp.stack([y, y[::-1]])
+    batched = jax.jit(jax.vmap(f))(z2, y2)
+    _close(batched[0], jax.jit(f)(z, y), jnp.float32)
+    _close(batched[1], jax.jit(f)(z[::-1], y[::-1]), jnp.float32)
+    # One argument not batched: broadcast against the other.
+    half = jax.jit(jax.vmap(f, in_axes=(0, None)))(z2, y)
+    _close(half[1], jax.jit(f)(z[::-1], y), jnp.float32)
+    # The batch as one cond: a batched predicate would turn it into a select of both routes.
+    assert "cond[" in str(jax.make_jaxpr(jax.vmap(f))(z2, y2))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_derivatives_unchanged_by_the_route(name):
+    """The derivative rule is the exact route's: the gradient of the ordinary rows is that of
+    the same rows evaluated alone (fewer rows, the exact route)."""
+    f = CASES[name][0]
+    z, y = _inputs(name)
+    n = len(SPECIAL_Z)
+    g = jax.jit(jax.grad(lambda a, b: jnp.sum(f(a, b))))
+    # Gradients of sums of O(1) rows: float32 rounding of each entry is absolute, ~1e-7.
+    _close(g(z, y)[n : n + 64], g(z[n : n + 64], y[n : n + 64]), jnp.float32, atol=2e-6)
+    t = jax.jit(lambda a, b: jax.jvp(lambda a_: f(a_, b), (a,), (jnp.ones_like(a),)))(z, y)
+    _close(t[0][n : n + 64], f(z[n : n + 64], y[n : n + 64]), jnp.float32)
+
+
+def test_row_mask_on_the_fast_route():
+    """A per-example ``where`` skips rows after the route: a skipped NaN row gives 0."""
+    z, y = _inputs("softmax_cross_entropy")
+    keep = jnp.arange(z.shape[0]) % 2 == 1
+    out = jax.jit(lambda a, b, w: je.softmax_cross_entropy(a, b, where=w[:, None]))(z, y, keep)
+    n = len(SPECIAL_Z)
+    want = je.softmax_cross_entropy(z[:n], y[:n], where=keep[:n, None])
+    _close(out[:n], want, jnp.float32)
+    assert np.all(np.asarray(out)[~np.asarray(keep)] == 0)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_temp_memory_of_the_fast_route(name):
+    """Forward on the fast route stores no copy of the logits: under 1% of the inputs at
+    [4096, 8192] float32 (``memory_analysis()``, compile only)."""
+    f = CASES[name][0]
+    shape = (ROWS, 8192)
+    spec = jax.ShapeDtypeStruct(shape, jnp.float32)
+    assert softmax._fast_rows((spec, spec), -1)
+    mem = jax.jit(f).lower(spec, spec).compile().memory_analysis()
+    if mem is None:
+        pytest.skip("no memory analysis on this backend")
+    inputs = (1 if name == "entropy_from_logits" else 2) * math.prod(shape) * 4
+    assert mem.temp_size_in_bytes <= 0.01 * inputs, mem.temp_size_in_bytes / 2**20
