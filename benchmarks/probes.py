@@ -15,9 +15,10 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
   selects it: the entropy from logits through its whole-array passes and through the
   row-block loop, and at long rows the soft-label cross-entropy, KL and entropy from logits
   with two rows a loop step and with one;
-- ``kl_whole``: a whole-array KL from logits (log-probabilities clamped to the finite range)
-  tried for the forward pass: its temp bytes alone and with the select-free indicator of
-  mass on a -inf logit of q that exactness needs, and its time beside jaxent's and optax's.
+- ``fast_route``: the forward passes of the soft-label cross-entropy, the entropy and the KL
+  from logits through their whole-array route (taken from ``_FAST_MIN_ROWS`` rows) and
+  through the exact route alone (``_FAST_MIN_ROWS`` above the row count), beside optax or
+  the naive form, with each route's temp bytes.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -214,54 +215,54 @@ def routes(short, long, repeats: int) -> list[str]:
     return out
 
 
-def _log_softmax_clamped(z):
-    m = softmax._shift(z, -1)
-    log_s = softmax._safe_log(jnp.sum(jnp.exp(z - m), axis=-1, keepdims=True))
-    return jnp.maximum((z - jax.lax.optimization_barrier(m)) - log_s, -softmax._big(z.dtype))
-
-
-def _kl_clamped(a, b):
-    la, lb = _log_softmax_clamped(a), _log_softmax_clamped(b)
-    return jnp.sum(jnp.exp(la) * (la - lb), axis=-1)
-
-
-def _kl_clamped_exact(a, b):
-    # + inf where q has a -inf logit and p does not (-log1p(-1)), else + 0.
-    flag = softmax._neg_inf(b) * (1 - softmax._neg_inf(a))
-    la, lb = _log_softmax_clamped(a), _log_softmax_clamped(b)
-    return jnp.sum(jnp.exp(la) * (la - lb) - jnp.log1p(-flag), axis=-1)
-
-
-def kl_whole(shape, repeats: int) -> list[str]:
+def fast_route(shape, repeats: int) -> list[str]:
     a = jax.random.normal(jax.random.key(0), shape, jnp.float32) * 3
     b = jax.random.normal(jax.random.key(1), shape, jnp.float32) * 3
-    spec = jax.ShapeDtypeStruct(shape, jnp.float32)
-    out = [
-        f"| kl_whole | {list(shape)} | float32 | {name} | "
-        f"temp {_temp_mib(f, spec, spec):.2f} MiB | |"
-        for name, f in (
-            ("clamped", _kl_clamped),
-            ("clamped, with the -inf indicator", _kl_clamped_exact),
-        )
-    ]
-    fns = {
-        "clamped": _kl_clamped,
-        "jaxent": je.kl_divergence_from_logits,
-        "optax": lambda p, q: optax.losses.kl_divergence_with_log_targets(
-            jax.nn.log_softmax(q), jax.nn.log_softmax(p)
-        ),
-    }
-    out += [
-        f"| kl_whole | {list(shape)} | float32 | {k} | {v:.1f} | |"
-        for k, v in _timed(fns, (a, b), repeats).items()
-    ]
+    y = jax.nn.softmax(b)
+    exact = {"_FAST_MIN_ROWS": 2**62}
+    cases = (
+        ("softmax_cross_entropy", je.softmax_cross_entropy, y, optax.softmax_cross_entropy),
+        ("entropy_from_logits", lambda z, _: je.entropy_from_logits(z), b, _naive_ent2),
+        ("kl_divergence_from_logits", je.kl_divergence_from_logits, b, _optax_kl),
+    )
+    out = []
+    for name, f, second, alternative in cases:
+        fns = {
+            f"{name} fwd, whole-array route": _compiled_with({}, f, (a, second)),
+            f"{name} fwd, exact route": _compiled_with(exact, f, (a, second)),
+            f"{name} fwd, optax or naive": jax.jit(alternative).lower(a, second).compile(),
+        }
+        for k, c in fns.items():
+            mem = c.memory_analysis()
+            temp = float("nan") if mem is None else mem.temp_size_in_bytes / 2**20
+            out.append(f"| fast_route | {list(shape)} | float32 | {k} | temp {temp:.2f} MiB | |")
+        out += [
+            f"| fast_route | {list(shape)} | float32 | {k} | {v:.1f} | |"
+            for k, v in _timed_compiled(fns, (a, second), repeats).items()
+        ]
     return out
+
+
+def _naive_ent2(x, _):
+    return _naive_entropy(x)
+
+
+def _optax_kl(p, q):
+    return optax.losses.kl_divergence_with_log_targets(
+        jax.nn.log_softmax(q), jax.nn.log_softmax(p)
+    )
+
+
+PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny shapes, a smoke test")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument(
+        "--only", action="append", choices=PROBES, help="run only this probe (repeatable)"
+    )
     args = parser.parse_args(argv)
     big = (
         ((64, 512), (8, 1024), (16, 256))
@@ -269,18 +270,19 @@ def main(argv: list[str] | None = None) -> None:
         else ((4096, 32768), (1024, 131072), (16384, 8192))
     )
     repeats = 2 if args.quick else args.repeats
+    runs = {
+        "loop": lambda: loop(big[0], repeats),
+        "bf16_loop": lambda: bf16_loop((big[0][0] // 4, big[0][1])),
+        "int_vg": lambda: [*int_vg(big[1], repeats), *int_vg(big[2], repeats)],
+        "routes": lambda: routes(big[0], big[1], repeats),
+        "fast_route": lambda: fast_route(big[0], repeats),
+    }
     print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}")
     print("| probe | shape | dtype | variant | median ms (or temp) | x copy |")
     print("|---|---|---|---|---:|---:|")
-    for line in (
-        *loop(big[0], repeats),
-        *bf16_loop((big[0][0] // 4, big[0][1])),
-        *int_vg(big[1], repeats),
-        *int_vg(big[2], repeats),
-        *routes(big[0], big[1], repeats),
-        *kl_whole(big[0], repeats),
-    ):
-        print(line)
+    for name in args.only or PROBES:
+        for line in runs[name]():
+            print(line)
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def test_probes_quick_run_prints_every_probe(capsys):
         "bf16_loop",
         "int_vg",
         "routes",
-        "kl_whole",
+        "fast_route",
     }
     assert all(r.count("|") == 7 for r in rows), rows
     # Rows shorter than the blocked threshold (all of them here): their whole statistics.
