@@ -248,9 +248,7 @@ def _naive_ent2(x, _):
 
 
 def _optax_kl(p, q):
-    return optax.losses.kl_divergence_with_log_targets(
-        jax.nn.log_softmax(q), jax.nn.log_softmax(p)
-    )
+    return optax.losses.kl_divergence_with_log_targets(jax.nn.log_softmax(q), jax.nn.log_softmax(p))
 
 
 PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route")
