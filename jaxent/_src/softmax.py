@@ -542,7 +542,9 @@ def softmax_xent_targets(
     True (keepdims) give 0 with derivative 0 whatever they hold. ``z`` and ``y`` are read in
     their own dtypes and computed in at least float32. Returns (loss, lse) reduced over
     ``axis``, with the values and derivatives of ``softmax_xent(z, t, mask, axis)``
-    (lse is -inf in skipped and empty rows).
+    (lse is -inf in skipped and empty rows). Plain soft targets (no mask, class or label
+    weights) take the whole-array route for the forward value from ``_FAST_MIN_ROWS`` rows
+    (``_fast_or_exact``).
     """
     from_labels = y is None
     blocked = True
@@ -833,8 +835,9 @@ def softmax_entropy(
 
     Read in ``z``'s dtype, computed in at least float32, in two passes (row maximum, then
     one fused reduction; unmasked float32/float64 rows shorter than
-    ``_ROW_BLOCK_MIN_CLASSES``: three whole-array passes, see ``_entropy_whole``); the
-    derivative rule stores only per-row values. ``mask``: allowed
+    ``_ROW_BLOCK_MIN_CLASSES``: three whole-array passes, see ``_entropy_whole``; the
+    forward value from ``_FAST_MIN_ROWS`` rows: ``_fast_or_exact``); the derivative rule
+    stores only per-row values. ``mask``: allowed
     classes (broadcastable); ``skip``: rows (keepdims) that give 0, whatever they hold.
     Empty rows give 0; a +inf or NaN allowed logit gives NaN.
     """
@@ -952,7 +955,8 @@ def softmax_kl(
     r""":math:`D(\operatorname{softmax}(a) \,\|\, \operatorname{softmax}(b))` along ``axis``.
 
     Read in the inputs' dtypes, computed in at least float32, in two passes over each (row
-    maxima, then one fused reduction); the derivative rule stores only per-row values.
+    maxima, then one fused reduction; the forward value from ``_FAST_MIN_ROWS`` rows:
+    ``_fast_or_exact``); the derivative rule stores only per-row values.
     ``mask`` and ``skip`` as in ``softmax_entropy``. Entries with p = 0 contribute 0; mass
     of p where q has none gives +inf; an empty p row gives 0.
     """
