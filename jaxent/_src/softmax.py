@@ -638,7 +638,10 @@ def _fast_or_exact(fast, exact, args: tuple):
 
     @jax.custom_batching.custom_vmap
     def run(*xs):
-        outs = fast(*xs)
+        # Each call's fused chain reads its own view of the inputs: two such chains on the
+        # same logits (a cross-entropy and an entropy bonus) would otherwise share their
+        # common terms, which the compiler then stores whole (256 MiB at [4096, 8192]).
+        outs = fast(*jax.lax.optimization_barrier(xs))
         bad = ~jnp.isfinite(outs[0])
 
         def mend():
@@ -666,16 +669,22 @@ def _xent_fast(spec, ct, z, y):
     ``_fast_or_exact``): sum t (lse - z)."""
     axis = spec.axis
     zf = z.astype(ct)
-    t = y.astype(ct)
-    if spec.smoothing:
-        t = (1 - spec.smoothing) * t + spec.smoothing / z.shape[axis]
+    t = _smoothed(spec, ct, y, z.shape[axis])
     m = jnp.max(zf, axis=axis, keepdims=True)
     d = zf - m
     log_s = jnp.log(_sum(jnp.exp(d), axis))
     # A negative label makes the row NaN, so that the exact form answers it (NaN).
     neg = jnp.sqrt(jnp.minimum(jnp.min(y, axis=axis, keepdims=True).astype(ct), 0))
     # log s - (z - m), not lse - z: with huge logits lse - z cancels.
-    return _sum(t * (log_s - d), axis) + neg, log_s + m
+    return _sum(t * (log_s - d), axis) + neg, _lse_apart(zf, axis)
+
+
+def _lse_apart(zf, axis: int):
+    """The row log-sum-exp as its own chain: shift by -min(-z), not by max(z), so that the
+    compiler does not share z - max(z) with the loss's chain (shared, it stores it whole;
+    128 MiB at [4096, 8192] float32 with the z-loss)."""
+    m = negated(jnp.min(negated(zf), axis=axis, keepdims=True))
+    return jnp.log(_sum(jnp.exp(zf - m), axis)) + m
 
 
 def _xent_fast_eligible(spec, z, y, cw, lw, labels, mask) -> bool:
@@ -745,9 +754,65 @@ def _xent(spec, z, y, cw, lw, labels, mask, skip):
     return jnp.squeeze(loss, spec.axis), jnp.squeeze(lse, spec.axis)
 
 
+def _xent_fast_jvp(spec, z, y, dz):
+    """``_xent_jvp`` of plain soft targets on the fast route's rows (``_xent_fast_eligible``,
+    float32 or float64, no smoothing, no skipped rows, labels not differentiated; in half
+    precision the compiler stored an upcast copy of the logits, and with smoothing, summed
+    with another loss's gradient, the targets or the shifted logits).
+
+    The per-row statistics come from ``_fast_or_exact`` (their derivatives, for higher
+    orders, from the exact route); being outputs of its conditional, they stay apart from
+    the gradient's pass, which then holds only arithmetic and runs as one fused kernel
+    (value-and-grad at [4096, 32768] float32 0.73x-0.81x the exact route's time, measured
+    side by side)."""
+    ct = jnp.result_type(z, y, jnp.float32)
+    last = spec._replace(axis=-1)
+
+    def exact(z_, y_):
+        _, m, s, total, loss, lse = _xent_parts(last, z_, y_, None, None, None, None, None)
+        positive = s != 0
+        log_s = jnp.where(positive, jnp.log(jnp.where(positive, s, 1)), jnp.inf)
+        return loss, lse, jnp.where(jnp.abs(m) < jnp.inf, m, 0), log_s, total
+
+    def fast(z_, y_):
+        # Three chains that share no array of the logits' size (shared, z - m was stored
+        # whole): the loss, the shift and log-sum of the logits, the label total.
+        loss = _xent_fast(last, ct, z_, y_)[0]
+        zf = z_.astype(ct)
+        m = negated(jnp.min(negated(zf), axis=-1, keepdims=True))
+        log_s = jnp.log(_sum(jnp.exp(zf - m), -1))
+        return loss, log_s + m, m, log_s, _sum(y_.astype(ct), -1)
+
+    stats = _plain_derivatives(lambda a, b: _fast_or_exact(fast, exact, (a, b)), exact)(z, y)
+    loss, lse, m, log_s, total = stats
+    sq = functools.partial(jnp.squeeze, axis=spec.axis)
+    if is_zero(dz):
+        return (sq(loss), sq(lse)), (jnp.zeros(sq(loss).shape, ct), jnp.zeros(sq(lse).shape, ct))
+    # The gradient's pass: p = exp((z - m) - log s), 0 at -inf logits and in empty rows
+    # (log s = +inf there); a row with a negative label has total NaN, as on the exact route.
+    p = jnp.exp(-((m - z.astype(ct)) + log_s))
+    dzf = dz.astype(ct)
+    dloss = _sum((p * total - y.astype(ct)) * dzf, spec.axis)
+    dlse = _sum(p * dzf, spec.axis)
+    return (sq(loss), sq(lse)), (sq(dloss), sq(dlse))
+
+
+def _smoothed(spec, ct, y, k: int):
+    t = y.astype(ct)
+    return (1 - spec.smoothing) * t + spec.smoothing / k if spec.smoothing else t
+
+
 def _xent_jvp(spec, primals, tangents):
     z, y, cw, lw, labels, mask, skip = primals
     dz, dy, dcw, dlw, _, _, _ = tangents
+    if (
+        _xent_fast_eligible(spec, z, y, cw, lw, labels, mask)
+        and skip is None
+        and not spec.smoothing
+        and is_zero(dy)
+        and all(x.dtype == jnp.result_type(x.dtype, jnp.float32) for x in (z, y))
+    ):
+        return _xent_fast_jvp(spec, z, y, dz)
     axis = spec.axis
     ct, m, s, total, loss, lse = _xent_parts(spec, z, y, cw, lw, labels, mask, skip)
     dloss = jnp.zeros(loss.shape, ct)
