@@ -296,3 +296,19 @@ def test_logits_infinite_divergence_has_zero_derivatives_as_renyi_at_order_one()
     d, g = jax.jit(jax.value_and_grad(f, argnums=(0, 1)))(a, b)
     _, t = jax.jit(lambda a, b: jax.jvp(f, (a, b), (jnp.array([1.0, 0, 0]), jnp.ones(3))))(a, b)
     assert d == jnp.inf and t == 0 and all((x == 0).all() for x in g), (d, g, t)
+
+
+@pytest.mark.parametrize("rows", [1, 4200])
+@pytest.mark.parametrize("gap", [50.0, 90.0, 200.0, 1e38])
+def test_mass_of_p_however_small_on_a_neg_inf_of_q_is_inf(rows, gap):
+    """A finite logit of p is mass of p (softmax(a) > 0), even where its float32 probability
+    underflows: against a -inf logit of q the divergence is +inf, in a small batch and on
+    the whole-array route, with every derivative 0 there."""
+    a = jnp.tile(jnp.array([0.0, -gap, 1.0, 0.5], jnp.float32), (rows, 1))
+    b = jnp.tile(jnp.array([0.0, -jnp.inf, 1.0, 0.5], jnp.float32), (rows, 1))
+    for f in (je.kl_divergence_from_logits, jax.jit(je.kl_divergence_from_logits)):
+        got = f(a, b)
+        assert np.all(np.asarray(got) == np.inf), got[:2]
+    g = jax.jit(jax.grad(lambda x, y: jnp.sum(je.kl_divergence_from_logits(x, y)), (0, 1)))
+    for part in g(a, b):
+        assert np.all(np.asarray(part) == 0)

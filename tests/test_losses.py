@@ -708,3 +708,36 @@ def test_exact_zeros_are_positive_zeros_in_every_base(base):
     for name, out in outs.items():
         arr = np.asarray(out)
         assert (arr == 0).all() and not np.signbit(arr).any(), (name, out)
+
+
+def test_subnormal_labels_count_as_zero_as_documented():
+    """README, "Subnormals": the CPU backend flushes them (float64 ones where compared), so a
+    subnormal label on a -inf logit adds nothing; a normal one gives +inf."""
+    for dtype, tiny, normal in ((jnp.float32, 1e-40, 1e-30), (jnp.float64, 1e-310, 1e-300)):
+        z = jnp.array([0.0, -jnp.inf, 1.0], dtype)
+        finite = je.softmax_cross_entropy(z, jnp.array([0.5, tiny, 0.5], dtype))
+        assert np.isfinite(finite), dtype
+        assert je.softmax_cross_entropy(z, jnp.array([0.5, normal, 0.5], dtype)) == np.inf
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+@pytest.mark.parametrize(
+    "name",
+    ["entropy_from_logits", "kl_divergence_from_logits", "kl_q", "softmax_cross_entropy"],
+)
+def test_masked_entries_get_zero_gradient_even_in_a_nan_row(name, bad):
+    """README: entries outside ``where`` take no part, whatever they hold: their gradient is
+    0 even where an allowed +inf or NaN logit makes the row NaN. (A forward-mode tangent
+    along them is NaN there all the same: the row's NaN partials times zero tangents.)"""
+    w = jnp.array([True, True, True, False])
+    z = jnp.array([bad, 1.0, 2.0, jnp.nan])
+    q = jnp.array([0.5, 1.0, 2.0, 3.0])
+    y = jnp.array([0.0, 0.5, 0.5, 0.0])
+    f = {
+        "entropy_from_logits": lambda a: je.entropy_from_logits(a, where=w),
+        "kl_divergence_from_logits": lambda a: je.kl_divergence_from_logits(a, q, where=w),
+        "kl_q": lambda a: je.kl_divergence_from_logits(q, a, where=w),
+        "softmax_cross_entropy": lambda a: je.softmax_cross_entropy(a, y, where=w),
+    }[name]
+    assert jax.grad(f)(z)[3] == 0
+    assert jax.jit(jax.grad(f))(z)[3] == 0

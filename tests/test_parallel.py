@@ -368,10 +368,13 @@ _SCRIPT = textwrap.dedent(
         close(a, b, 1e-10, 1e-12, "hessian")
 
     # --- +inf and NaN logits: values, gradients and JVPs as on one device (NaN rows) ---
-    z, q = rng.normal(size=(5, 16)), rng.normal(size=(5, 16))
+    z, q = rng.normal(size=(7, 16)), rng.normal(size=(7, 16))
     z[0, 4], z[1, 9], q[2, 4], q[3, 9] = np.inf, np.nan, np.inf, np.nan
     q[4, [3, 11]] = np.inf
-    z, q, ls = jnp.asarray(z), jnp.asarray(q), jnp.asarray([1, 2, 3, 4, 5])
+    # A finite logit of p whose probability underflows, on a -inf logit of q: +inf.
+    z[5, 7], q[5, 7] = -800.0, -np.inf
+    z[6, 7], q[6, 7], z[6, 2] = -800.0, -np.inf, np.nan  # and a NaN logit: NaN
+    z, q, ls = jnp.asarray(z), jnp.asarray(q), jnp.asarray([1, 2, 3, 4, 5, 6, 7])
     spec = P(None, "model")
     nonfinite = (
         (lambda z, q: jp.vocab_parallel_entropy_from_logits(z, axis_name="model"),

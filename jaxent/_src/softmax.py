@@ -825,6 +825,9 @@ def _xent_jvp(spec, primals, tangents):
     keep = None if skip is None else ~skip
 
     def kept(x):
+        # Masked-out entries take no part: derivative 0 even in a NaN row.
+        if mask is not None:
+            x = jnp.where(mask, x, 0)
         return x if keep is None else jnp.where(keep, x, 0)
 
     def t_of(y_, cw_, lw_):
@@ -1001,6 +1004,8 @@ def _entropy_jvp(spec, primals, tangents):
     # dH/dz_k = -p_k (log p_k + H), with log p_k = (z_k - m) - log s.
     p = _p(zf, m, s)
     grad = 2 * (p * _half_gap(m, zf)) + p * (log_s - h)
+    if mask is not None:
+        grad = jnp.where(mask, grad, 0)  # masked-out entries: 0 even in a NaN row
     if skip is not None:
         grad = jnp.where(skip, 0, grad)
     return out, jnp.sum(grad * dz.astype(ct), axis=spec.axis)
@@ -1040,7 +1045,9 @@ def _kl_stats(axis, a, b, mask):
     sa, sb = _sum(ea, axis), _sum(jnp.exp(b - mb), axis)
     # sum p (log p - log q) from e_a = s_a p: two exponentials per entry pair, not three.
     u = 2 * _sum(ea * (_half_gap(mb, b) - _half_gap(ma, a)), axis) / jnp.where(sa == 0, 1, sa)
-    neg = _sum(ea * _neg_inf(b), axis)  # > 0 exactly where p has mass on a -inf of b
+    # > 0 exactly where p has mass on a -inf of b: a finite logit of a is mass of p, even
+    # where exp(a - m_a) underflows to 0.
+    neg = _sum((1 - _neg_inf(a)) * _neg_inf(b), axis)
     return ma, mb, sa, sb, u, neg
 
 
@@ -1098,8 +1105,11 @@ def _kl_jvp(spec, primals, tangents):
     p = _p(af, ma, sa)
 
     def kept(x):
-        # Everything is 0 where the divergence is +inf (as the Renyi divergence's rule).
+        # Everything is 0 where the divergence is +inf (as the Renyi divergence's rule), and
+        # at masked-out entries even in a NaN row.
         x = jnp.where(d == jnp.inf, 0, x)
+        if mask is not None:
+            x = jnp.where(mask, x, 0)
         return x if skip is None else jnp.where(skip, 0, x)
 
     if not is_zero(da):

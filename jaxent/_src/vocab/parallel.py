@@ -453,10 +453,14 @@ def _kl_parts(a, b, mask, names):
     positive = sa.e != 0  # NaN included: a NaN logit must give NaN, not be dropped
     # A +inf logit in b makes log s_b, and so D, +inf: kept out of the sum (inf - inf).
     cross = jnp.where(positive, sa.e * (sa.d - jnp.where(sb.d == jnp.inf, 0, sb.d)), 0)
-    s_a, s_b, c = _row_sums(names, sa.e, sb.e, cross)
+    # A finite logit of a is mass of p, even where exp(d_a) underflows to 0: on a -inf
+    # logit of b it makes D +inf.
+    hole = jnp.where((sa.d > -jnp.inf) & (sb.d == -jnp.inf), 1.0, 0.0).astype(sa.e.dtype)
+    s_a, s_b, c, holes = _row_sums(names, sa.e, sb.e, cross, hole)
     log_sa, log_sb = jnp.log(s_a), jnp.log(s_b)
     # sum_j p_j (d_a,j - log s_a - d_b,j + log s_b); +inf where q has no mass at all.
     d = jnp.where(s_b == 0, jnp.inf, c / jnp.where(s_a == 0, 1, s_a) - log_sa + log_sb)
+    d = jnp.where((holes > 0) & ~jnp.isnan(d), jnp.inf, d)  # a NaN logit stays NaN
     d = jnp.where(s_a == 0, 0, d)
     return d, sa, sb, s_a, s_b, log_sa, log_sb
 
