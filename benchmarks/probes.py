@@ -40,16 +40,7 @@ from jaxent._src import softmax
 
 def _timed(fns: dict[str, Callable], args: tuple, repeats: int) -> dict[str, float]:
     """Median milliseconds per call, the variants called in turn (after one warm call)."""
-    jitted = {name: jax.jit(f) for name, f in fns.items()}
-    for f in jitted.values():
-        jax.block_until_ready(f(*args))
-    times: dict[str, list[float]] = {name: [] for name in jitted}
-    for _ in range(repeats):
-        for name, f in jitted.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(*args))
-            times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+    return _timed_compiled({name: jax.jit(f) for name, f in fns.items()}, args, repeats)
 
 
 def _temp_mib(f: Callable, *specs) -> float:

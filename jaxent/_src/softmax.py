@@ -968,18 +968,27 @@ def _entropy_parts(spec, z, mask, skip):
 def _entropy(spec, z, mask, skip):
     if mask is None and _fast_rows((z,), spec.axis):
         ct = jnp.result_type(z.dtype, jnp.float32)
-        z = jnp.moveaxis(z, spec.axis, -1)
-        last = RowSpec(-1, spec.blocked)
-
-        def exact(z_):
-            return (_entropy_parts(last, z_, None, None)[-1],)
-
-        (h,) = _fast_or_exact(functools.partial(_entropy_fast, ct), exact, (z,))
-        h = jnp.moveaxis(h, -1, spec.axis)
-        if skip is not None:
-            h = jnp.where(skip, 0, h)
-        return jnp.squeeze(h, spec.axis)
+        return _fast_row_value(
+            spec, functools.partial(_entropy_fast, ct), _entropy_parts, (z,), skip
+        )
     return jnp.squeeze(_entropy_parts(spec, z, mask, skip)[-1], spec.axis)
+
+
+def _fast_row_value(spec, fast, parts, arrays: tuple, skip):
+    """The value of a row reduction over ``spec.axis`` on the fast route: ``fast`` on the
+    arrays with classes last, ``parts(spec, *arrays, mask, skip)[-1]`` (unmasked) as the
+    exact route (see ``_fast_or_exact``); rows where ``skip`` holds give 0."""
+    last = RowSpec(-1, spec.blocked)
+
+    def exact(*xs):
+        return (parts(last, *xs, None, None)[-1],)
+
+    xs = tuple(jnp.moveaxis(x, spec.axis, -1) for x in arrays)
+    (v,) = _fast_or_exact(fast, exact, xs)
+    v = jnp.moveaxis(v, -1, spec.axis)
+    if skip is not None:
+        v = jnp.where(skip, 0, v)
+    return jnp.squeeze(v, spec.axis)
 
 
 def _entropy_fast(ct, z):
@@ -1066,17 +1075,7 @@ def _kl_parts(spec, a, b, mask, skip):
 def _kl(spec, a, b, mask, skip):
     if mask is None and _fast_rows((a, b), spec.axis):
         ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-        a, b = jnp.moveaxis(a, spec.axis, -1), jnp.moveaxis(b, spec.axis, -1)
-        last = RowSpec(-1, spec.blocked)
-
-        def exact(a_, b_):
-            return (_kl_parts(last, a_, b_, None, None)[-1],)
-
-        (d,) = _fast_or_exact(functools.partial(_kl_fast, ct), exact, (a, b))
-        d = jnp.moveaxis(d, -1, spec.axis)
-        if skip is not None:
-            d = jnp.where(skip, 0, d)
-        return jnp.squeeze(d, spec.axis)
+        return _fast_row_value(spec, functools.partial(_kl_fast, ct), _kl_parts, (a, b), skip)
     return jnp.squeeze(_kl_parts(spec, a, b, mask, skip)[-1], spec.axis)
 
 
