@@ -18,7 +18,8 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
 - ``fast_route``: the forward passes of the soft-label cross-entropy, the entropy and the KL
   from logits through their whole-array route (taken from ``_FAST_MIN_ROWS`` rows) and
   through the exact route alone (``_FAST_MIN_ROWS`` above the row count), beside optax or
-  the naive form, with each route's temp bytes.
+  the naive form, with each route's temp bytes; and the soft-label value-and-grad through
+  both routes beside optax's.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -166,9 +167,7 @@ def _timed_compiled(fns: dict[str, Callable], args: tuple, repeats: int) -> dict
 
 def routes(short, long, repeats: int) -> list[str]:
     out = []
-
-    def vg(f):
-        return jax.value_and_grad(lambda a, b: jnp.sum(f(a, b)))
+    vg = _vg
 
     def ent(a, _):
         return je.entropy_from_logits(a)
@@ -223,6 +222,11 @@ def fast_route(shape, repeats: int) -> list[str]:
             f"{name} fwd, exact route": _compiled_with(exact, f, (a, second)),
             f"{name} fwd, optax or naive": jax.jit(alternative).lower(a, second).compile(),
         }
+        if name == "softmax_cross_entropy":
+            # Its value-and-grad takes the route too (unsmoothed float32 targets).
+            fns[f"{name} vg, whole-array route"] = _compiled_with({}, _vg(f), (a, second))
+            fns[f"{name} vg, exact route"] = _compiled_with(exact, _vg(f), (a, second))
+            fns[f"{name} vg, optax"] = jax.jit(_vg(alternative)).lower(a, second).compile()
         for k, c in fns.items():
             mem = c.memory_analysis()
             temp = float("nan") if mem is None else mem.temp_size_in_bytes / 2**20
@@ -232,6 +236,10 @@ def fast_route(shape, repeats: int) -> list[str]:
             for k, v in _timed_compiled(fns, (a, second), repeats).items()
         ]
     return out
+
+
+def _vg(f: Callable) -> Callable:
+    return lambda z, t: jax.value_and_grad(lambda x: jnp.sum(f(x, t)))(z)
 
 
 def _naive_ent2(x, _):
