@@ -223,6 +223,14 @@ def fast_route(shape, repeats: int) -> list[str]:
             f"{name} fwd, optax or naive": jax.jit(alternative).lower(a, second).compile(),
         }
         if name == "softmax_cross_entropy":
+            # The route's form bare, with and without the check that a negative label gives
+            # NaN (optax's form has no such check): what the check costs.
+            fns[f"{name} fwd, bare form with the label check"] = (
+                jax.jit(_bare_xent_checked).lower(a, second).compile()
+            )
+            fns[f"{name} fwd, bare form without it"] = (
+                jax.jit(_bare_xent).lower(a, second).compile()
+            )
             # Its value-and-grad takes the route too (unsmoothed float32 targets).
             fns[f"{name} vg, whole-array route"] = _compiled_with({}, _vg(f), (a, second))
             fns[f"{name} vg, exact route"] = _compiled_with(exact, _vg(f), (a, second))
@@ -236,6 +244,18 @@ def fast_route(shape, repeats: int) -> list[str]:
             for k, v in _timed_compiled(fns, (a, second), repeats).items()
         ]
     return out
+
+
+def _bare_xent(z, y):
+    """The whole-array route's soft-label form, sum y (log s - (z - m)), alone."""
+    d = z - jnp.max(z, axis=-1, keepdims=True)
+    log_s = jnp.log(jnp.sum(jnp.exp(d), axis=-1, keepdims=True))
+    return jnp.sum(y * (log_s - d), axis=-1)
+
+
+def _bare_xent_checked(z, y):
+    """``_bare_xent`` plus the route's negative-label check: NaN where a label is < 0."""
+    return _bare_xent(z, y) + jnp.sqrt(jnp.minimum(jnp.min(y, axis=-1), 0))
 
 
 def _vg(f: Callable) -> Callable:

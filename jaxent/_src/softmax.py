@@ -278,8 +278,11 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
     dz, _, dw, _ = tangents
     zz, m, s, log_s, idx, d_c = _softmax_xent_int_parts(z, labels, ignored, axis)
     w = jnp.expand_dims(weight, axis)
-    loss = jnp.squeeze(_label_term(w, log_s, d_c), axis)
-    lse = jnp.squeeze(log_s + m, axis)
+    # With the derivatives of ``_softmax_xent_int`` itself (see ``_rule_derivatives``).
+    loss, lse = _plain_derivatives(
+        lambda a, b, *_: (a, b),
+        lambda _, __, *args: _softmax_xent_int(*args, axis),
+    )(jnp.squeeze(_label_term(w, log_s, d_c), axis), jnp.squeeze(log_s + m, axis), *primals)
     dloss = jnp.zeros_like(loss)
     dlse = jnp.zeros_like(lse)
     if not is_zero(dz):
@@ -364,6 +367,25 @@ def _half_gap(m: jax.Array, z: jax.Array) -> jax.Array:
 
 def _upcast(x: jax.Array, dtype) -> jax.Array:
     return _upcast_apart(x, dtype)
+
+
+@jax.custom_jvp
+def _times_mass(p: jax.Array, x: jax.Array) -> jax.Array:
+    """p x for the derivative rules' p (m - z) terms, with derivative 0 in p where p = 0.
+
+    There x is a clamped gap (-inf logits) or a huge one; plain p x has slope x in p, and
+    in reverse over reverse the cotangent times x overflows and meets p's zero slope
+    (NaN). The select is in the derivative only: the first-order pass stays arithmetic
+    (a select there made the compiler store the logits' size, 128 MiB at [4096, 8192],
+    in a sum with the cross-entropy)."""
+    return p * x
+
+
+@_times_mass.defjvp
+def _times_mass_jvp(primals, tangents):
+    p, x = primals
+    dp, dx = tangents
+    return p * x, jnp.where(p == 0, 0, dp * x) + p * dx
 
 
 def _shift(z: jax.Array, axis: int) -> jax.Array:
@@ -754,7 +776,7 @@ def _xent(spec, z, y, cw, lw, labels, mask, skip):
     return jnp.squeeze(loss, spec.axis), jnp.squeeze(lse, spec.axis)
 
 
-def _xent_fast_jvp(spec, z, y, dz):
+def _xent_fast_jvp(spec, primals, dz):
     """``_xent_jvp`` of plain soft targets on the fast route's rows (``_xent_fast_eligible``,
     float32 or float64, no smoothing, no skipped rows, labels not differentiated; in half
     precision the compiler stored an upcast copy of the logits, and with smoothing, summed
@@ -765,6 +787,7 @@ def _xent_fast_jvp(spec, z, y, dz):
     the gradient's pass, which then holds only arithmetic and runs as one fused kernel
     (value-and-grad at [4096, 32768] float32 0.73x-0.82x the exact route's time, measured
     side by side)."""
+    z, y = primals[:2]
     ct = jnp.result_type(z, y, jnp.float32)
     last = spec._replace(axis=-1)
 
@@ -785,6 +808,7 @@ def _xent_fast_jvp(spec, z, y, dz):
 
     stats = _plain_derivatives(lambda a, b: _fast_or_exact(fast, exact, (a, b)), exact)(z, y)
     loss, lse, m, log_s, total = stats
+    loss, lse = _rule_derivatives(spec, loss, lse, primals)
     sq = functools.partial(jnp.squeeze, axis=spec.axis)
     if is_zero(dz):
         return (sq(loss), sq(lse)), (jnp.zeros(sq(loss).shape, ct), jnp.zeros(sq(lse).shape, ct))
@@ -812,9 +836,10 @@ def _xent_jvp(spec, primals, tangents):
         and is_zero(dy)
         and all(x.dtype == jnp.result_type(x.dtype, jnp.float32) for x in (z, y))
     ):
-        return _xent_fast_jvp(spec, z, y, dz)
+        return _xent_fast_jvp(spec, primals, dz)
     axis = spec.axis
     ct, m, s, total, loss, lse = _xent_parts(spec, z, y, cw, lw, labels, mask, skip)
+    loss, lse = _rule_derivatives(spec, loss, lse, primals)
     dloss = jnp.zeros(loss.shape, ct)
     dlse = jnp.zeros(lse.shape, ct)
     zf = _upcast(z, ct)
@@ -855,6 +880,18 @@ def _xent_jvp(spec, primals, tangents):
         dloss = dloss + _sum(kept(slope) * dt, axis)
     sq = functools.partial(jnp.squeeze, axis=axis)
     return (sq(loss), sq(lse)), (sq(dloss), sq(dlse))
+
+
+def _rule_derivatives(spec, loss, lse, primals):
+    """``_xent``'s (loss, lse) as its rule computed them (keepdims), with the derivatives
+    of ``_xent`` itself: higher orders differentiate the rule, and through the passes
+    that computed them the derivatives are NaN where their where-guarded logs meet a zero
+    (an empty row's log-sum-exp, in reverse mode)."""
+
+    def again(_, __, *args):
+        return tuple(jnp.expand_dims(o, spec.axis) for o in _xent(spec, *args))
+
+    return _plain_derivatives(lambda a, b, *_: (a, b), again)(loss, lse, *primals)
 
 
 _xent.defjvp(_xent_jvp, symbolic_zeros=True)
@@ -1004,6 +1041,13 @@ def _entropy_jvp(spec, primals, tangents):
     z, mask, skip = primals
     dz = tangents[0]
     ct, m, s, log_s, h = _entropy_parts(spec, z, mask, skip)
+    # Higher orders differentiate this rule: h's derivative is this rule's (through
+    # ``_entropy``), not that of the passes computing it (NaN at -inf logits in reverse
+    # mode, where a clamped log p meets a zero probability).
+    h = _plain_derivatives(
+        lambda h_, *_: h_,
+        lambda _, z_, *rest: jnp.expand_dims(_entropy(spec, z_, *rest), spec.axis),
+    )(h, z, mask, skip)
     out = jnp.squeeze(h, spec.axis)
     if is_zero(dz):
         return out, jnp.zeros_like(out)
@@ -1012,7 +1056,7 @@ def _entropy_jvp(spec, primals, tangents):
         zf = jnp.where(mask, zf, -jnp.inf)
     # dH/dz_k = -p_k (log p_k + H), with log p_k = (z_k - m) - log s.
     p = _p(zf, m, s)
-    grad = 2 * (p * _half_gap(m, zf)) + p * (log_s - h)
+    grad = 2 * _times_mass(p, _half_gap(m, zf)) + p * (log_s - h)
     if mask is not None:
         grad = jnp.where(mask, grad, 0)  # masked-out entries: 0 even in a NaN row
     if skip is not None:
@@ -1095,6 +1139,11 @@ def _kl_jvp(spec, primals, tangents):
     a, b, mask, skip = primals
     da, db = tangents[:2]
     ct, ma, mb, sa, sb, la, lb, d = _kl_parts(spec, a, b, mask, skip)
+    # d's derivatives are this rule's, as the entropy's h (see ``_entropy_jvp``).
+    d = _plain_derivatives(
+        lambda d_, *_: d_,
+        lambda _, *args: jnp.expand_dims(_kl(spec, *args), spec.axis),
+    )(d, a, b, mask, skip)
     out = jnp.squeeze(d, spec.axis)
     dout = jnp.zeros_like(out)
     af, bf = _upcast(a, ct), _upcast(b, ct)
@@ -1114,7 +1163,7 @@ def _kl_jvp(spec, primals, tangents):
     if not is_zero(da):
         # dD/da_k = p_k (log p_k - log q_k - D)
         half = _half_gap(mb, bf) - _half_gap(ma, af)
-        coef = 2 * (p * half) + p * ((lb - la) - d)
+        coef = 2 * _times_mass(p, half) + p * ((lb - la) - d)
         dout = dout + jnp.sum(kept(coef) * da.astype(ct), axis=spec.axis)
     if not is_zero(db):
         # dD/db_k = q_k sum(p) - p_k
