@@ -312,3 +312,14 @@ def test_mass_of_p_however_small_on_a_neg_inf_of_q_is_inf(rows, gap):
     g = jax.jit(jax.grad(lambda x, y: jnp.sum(je.kl_divergence_from_logits(x, y)), (0, 1)))
     for part in g(a, b):
         assert np.all(np.asarray(part) == 0)
+
+
+def test_kl_from_logits_with_pos_inf_q_logits_is_inf_whatever_the_spread_of_p():
+    # q's mass on its +inf logits, p's on every class: +inf. The clamped gaps' sum
+    # overflowed to -inf once p's shifted sum passed 2, and the result was NaN (-inf + inf).
+    q = jnp.zeros(16).at[3].set(jnp.inf).at[11].set(jnp.inf)
+    for spread in (0.1, 1.0):
+        a = jnp.linspace(-spread, spread, 16)
+        assert je.kl_divergence_from_logits(a, q) == jnp.inf
+        g = jax.grad(je.kl_divergence_from_logits)(a, q)
+        np.testing.assert_array_equal(np.asarray(g), 0.0)

@@ -271,7 +271,10 @@ _REV_REV = {
         lambda a: je.kl_divergence_from_logits(a, jnp.zeros(3)),
         _E,
     ),
-    "kl_divergence_from_logits, q": (lambda b: je.kl_divergence_from_logits(jnp.zeros(3), b), _HOLE),
+    "kl_divergence_from_logits, q": (
+        lambda b: je.kl_divergence_from_logits(jnp.zeros(3), b),
+        _HOLE,
+    ),
     "softmax_cross_entropy z_loss, empty row": (
         lambda z: je.softmax_cross_entropy(z, jnp.zeros(3), z_loss=1e-2),
         _E,
@@ -288,6 +291,12 @@ _REV_REV = {
         lambda z: je.softmax_cross_entropy_with_integer_labels(z, 1, z_loss=1e-2),
         _HOLE,
     ),
+    # p's mass on a -inf logit of q: the KL is +inf, every derivative 0 (reverse over
+    # reverse was NaN: the rule's p (... - D) term with D = +inf).
+    "kl_divergence_from_logits, +inf": (
+        lambda a: je.kl_divergence_from_logits(a, jnp.array([0.3, 1.0, -jnp.inf])),
+        jnp.array([0.3, -1.2, 2.0]),
+    ),
 }
 
 
@@ -298,17 +307,47 @@ def _hvp_both_ways(f, z, v):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("name", list(_REV_REV))
-def test_reverse_over_reverse_at_neg_inf_logits(name):
+def test_reverse_over_reverse_at_neg_inf_logits(name, dtype):
     f, z = _REV_REV[name]
-    _hvp_both_ways(f, z, _V3)
+    _hvp_both_ways(f, z.astype(dtype), _V3.astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("name", list(_REV_REV))
-def test_reverse_over_reverse_on_the_fast_route(name):
+def test_reverse_over_reverse_on_the_fast_route(name, dtype):
     # The same rows among enough others for the whole-array route.
     f, z = _REV_REV[name]
     rows = softmax._FAST_MIN_ROWS + 8
-    zs = jax.random.normal(jax.random.key(3), (rows, 3)).at[5].set(z)
-    v = jnp.broadcast_to(_V3, zs.shape)
+    zs = jax.random.normal(jax.random.key(3), (rows, 3), dtype).at[5].set(z.astype(dtype))
+    v = jnp.broadcast_to(_V3.astype(dtype), zs.shape)
     _hvp_both_ways(lambda x: jnp.sum(jax.vmap(f)(x)), zs, v)
+
+
+# Open (an outside trial's finds): cancellation at large finite logits. The KL's gradient in
+# p's logits cancels lse(q) between log q and D, so it loses accuracy as s eps where s is
+# q's largest logit (float32: 6% off at 1e6, exactly 0 from 1e8; the true gradient needs
+# only q's logits on p's support). The z-loss's Hessian in reverse over reverse at a 1e8
+# logit is 0, not 2 zeta (forward over reverse is right): lse (diag p - p p^T) rounds to
+# -p p^T there. Strict: a fix makes these fail until the mark is removed.
+@pytest.mark.xfail(strict=True, reason="KL gradient cancels lse(q) at large q logits (open)")
+def test_kl_gradient_at_large_q_logits():
+    a = jnp.array([-jnp.inf, 1.0, -jnp.inf, 0.5], jnp.float32)
+    b = jnp.array([1e6, 0.0, -1.0, 2.0], jnp.float32)
+    g = jax.grad(lambda x: je.kl_divergence_from_logits(x, b))(a)
+    # dD/da_k = p_k (log p_k + H(p) - (b_k - sum_i p_i b_i)): differences on the support only.
+    p = jax.nn.softmax(jnp.array([1.0, 0.5]))
+    h = -jnp.sum(p * jnp.log(p))
+    bs = jnp.array([0.0, 2.0])
+    want = p * (jnp.log(p) + h - (bs - jnp.sum(p * bs)))
+    np.testing.assert_allclose(np.asarray(g)[[1, 3]], np.asarray(want), rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="z-loss Hessian in reverse over reverse at 1e8 (open)")
+def test_z_loss_hessian_reverse_over_reverse_at_large_logits():
+    y = jnp.array([0.0, 0.0, 1.0, 0.0], jnp.float32)
+    z = jnp.array([1e8, 0.0, -1.0, 2.0], jnp.float32)
+    f = lambda x: je.softmax_cross_entropy(x, y, z_loss=1e-3)  # noqa: E731
+    np.testing.assert_allclose(float(jax.hessian(f)(z)[0, 0]), 2e-3, rtol=1e-5)
+    np.testing.assert_allclose(float(jax.jacrev(jax.grad(f))(z)[0, 0]), 2e-3, rtol=1e-5)

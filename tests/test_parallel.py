@@ -367,6 +367,25 @@ _SCRIPT = textwrap.dedent(
     for a, b in zip(jax.tree.leaves(hess), jax.tree.leaves(want)):
         close(a, b, 1e-10, 1e-12, "hessian")
 
+    # --- reverse over reverse at -inf logits and an empty row: finite, = forward over
+    # reverse (the rules' own values carry the rules' derivatives) ---
+    zi = zs.at[0, 3].set(-jnp.inf).at[0, 12].set(-jnp.inf).at[1].set(-jnp.inf)
+    vi = jnp.asarray(rng.uniform(1.0, 3.0, size=zi.shape))
+    for i, (fn, _) in enumerate(second):
+        for arg in (0, 1):
+            g = jax.grad(lambda z, q, f=smap(M8, fn, (P(None, "model"),) * 2, P(), True),
+                         arg=arg: f(*((z, q) if arg == 0 else (q, z))).sum())
+            rev = jax.vjp(lambda z: g(z, qs), zi)[1](vi)[0]
+            fwd = jax.jvp(lambda z: g(z, qs), (zi,), (vi,))[1]
+            assert np.all(np.isfinite(np.asarray(rev))), (i, arg, rev)
+            close(rev, fwd, 1e-10, 1e-12, f"reverse over reverse {i} {arg}")
+    # p's mass on a -inf logit of q: +inf, every second derivative 0 (was NaN).
+    kl = smap(M8, lambda a, b: jp.vocab_parallel_kl_divergence_from_logits(
+        a, b, axis_name="model"), (P(None, "model"),) * 2, P(), True)
+    g = jax.grad(lambda a: kl(a, zi).sum())
+    rev = jax.vjp(g, qs)[1](vi)[0]
+    close(rev, jnp.zeros_like(rev), 0, 0, "reverse over reverse at +inf")
+
     # --- +inf and NaN logits: values, gradients and JVPs as on one device (NaN rows) ---
     z, q = rng.normal(size=(7, 16)), rng.normal(size=(7, 16))
     z[0, 4], z[1, 9], q[2, 4], q[3, 9] = np.inf, np.nan, np.inf, np.nan

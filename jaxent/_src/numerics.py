@@ -140,3 +140,10 @@ def _rel_entr_jvp(primals, tangents):
 
 
 rel_entr.defjvp(_rel_entr_jvp, symbolic_zeros=True)
+
+
+def log_or_neg_inf(s: jax.Array) -> jax.Array:
+    """log s: -inf where s = 0 (an empty row), with derivative 0 there, not 0/0 (the rules'
+    values are differentiated in second derivatives); NaN stays NaN."""
+    empty = s == 0
+    return jnp.where(empty, -jnp.inf, jnp.log(jnp.where(empty, 1, s)))

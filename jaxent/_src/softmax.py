@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .numerics import is_zero, negated
+from .numerics import is_zero, log_or_neg_inf, negated
 
 
 class ShiftedLogits:
@@ -38,7 +38,7 @@ class ShiftedLogits:
         self.d = zm - m
         e = jnp.exp(self.d)
         s = jnp.sum(e, axis=axis, keepdims=True)
-        self.log_s = jnp.log(s)
+        self.log_s = log_or_neg_inf(s)
         self.p = e * jnp.where(s > 0, 1 / jnp.where(s > 0, s, 1), 0)
 
     @property
@@ -225,7 +225,7 @@ def _softmax_xent_int_parts(z, labels, ignored, axis):
             functools.partial(_take_bits, axis=axis),
             functools.partial(jnp.take_along_axis, axis=axis, mode="promise_in_bounds"),
         )(zz, idx)
-    return zz, m, s, jnp.log(s), idx, z_c.astype(ct) - m
+    return zz, m, s, log_or_neg_inf(s), idx, z_c.astype(ct) - m
 
 
 def _plain_derivatives(bits_fn, plain_fn):
@@ -744,7 +744,7 @@ def _xent_parts(spec, z, y, cw, lw, labels, mask, skip):
         t = _targets(spec, ct, z.shape, y, cw, lw, labels, mask, axis)
         stats = _xent_stats(axis, _upcast(z, ct), t, None)
     m, s, total, v, neg, pos = stats
-    log_s = jnp.log(s)
+    log_s = log_or_neg_inf(s)
     loss = jnp.where(total == 0, 0, total * log_s + v)
     loss = jnp.where(neg > 0, jnp.inf, loss)
     loss = jnp.where(pos > 0, jnp.nan, loss)
@@ -1109,6 +1109,9 @@ def _kl_parts(spec, a, b, mask, skip):
     ma, mb, sa, sb, u, neg = _rows_stats(_kl_stats, (a, b), mask, spec.axis, ct, spec.blocked)
     la, lb = _safe_log(sa), _safe_log(sb)
     d = jnp.where(neg > 0, jnp.inf, u + (lb - la))
+    # A +inf logit of b: +inf (as vocabulary-parallel), not -inf + inf where the clamped
+    # gaps' sum u overflows (which depends on how p's mass is spread).
+    d = jnp.where((lb == jnp.inf) & (jnp.abs(la) < jnp.inf), jnp.inf, d)
     d = jnp.where(sa == 0, 0, d)
     if skip is not None:
         d = jnp.where(skip, 0, d)
@@ -1163,7 +1166,10 @@ def _kl_jvp(spec, primals, tangents):
     if not is_zero(da):
         # dD/da_k = p_k (log p_k - log q_k - D)
         half = _half_gap(mb, bf) - _half_gap(ma, af)
-        coef = 2 * _times_mass(p, half) + p * ((lb - la) - d)
+        # d taken as 0 where it is +inf (those rows are zeroed): p (... - inf) would make
+        # reverse over reverse NaN.
+        d_fin = jnp.where(d == jnp.inf, 0, d)
+        coef = 2 * _times_mass(p, half) + p * ((lb - la) - d_fin)
         dout = dout + jnp.sum(kept(coef) * da.astype(ct), axis=spec.axis)
     if not is_zero(db):
         # dD/db_k = q_k sum(p) - p_k

@@ -33,7 +33,8 @@ from jax import lax
 
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
-from ..numerics import is_zero
+from ..numerics import is_zero, log_or_neg_inf
+from ..softmax import _plain_derivatives
 from . import streaming
 from .stats import RowStats, finite_or_zero, grad_coefficients, log_sum_exp, loss_from_stats
 
@@ -237,7 +238,7 @@ def _xent_parts(z, t, mask, names):
     sm = _Shifted(z, mask, names)
     nonzero = t != 0
     s, total, td = _row_sums(names, sm.e, t, jnp.where(nonzero, t * sm.d, 0))
-    log_s = jnp.log(s)
+    log_s = log_or_neg_inf(s)
     # sum_j t_j (lse - z_j), shifted: total log s - sum_j t_j d_j; label mass on an empty
     # row is +inf, none is 0.
     gap = jnp.where(total != 0, total * log_s, 0) - td
@@ -347,7 +348,7 @@ def vocab_parallel_entropy_from_logits(
 def _entropy_parts(z, mask, names):
     sm = _Shifted(z, mask, names)
     s, ed = _row_sums(names, sm.e, jnp.where(sm.e > 0, sm.e * sm.d, 0))
-    log_s = jnp.log(s)
+    log_s = log_or_neg_inf(s)
     h = jnp.where(s == 0, 0, log_s - ed / jnp.where(s == 0, 1, s))
     return h, sm, s, log_s
 
@@ -361,8 +362,13 @@ def _entropy_jvp(names, primals, tangents):
     z, mask = primals
     dz, _ = tangents
     h, sm, s, log_s = _entropy_parts(z, mask, names)
+    # Higher orders differentiate this rule: h with this rule's derivatives, and the
+    # log p only where p > 0 (-inf or NaN elsewhere: NaN in reverse over reverse).
+    h = _plain_derivatives(
+        lambda h_, *_: h_, lambda _, z_, mask_: _entropy(z_, mask_, names)[..., None]
+    )(h, z, mask)
     p = _probabilities(sm.e, s)
-    grad = jnp.where(p > 0, -p * (sm.d - log_s + h), 0)
+    grad = jnp.where(p > 0, -p * (jnp.where(p > 0, sm.d - log_s, 0) + h), 0)
     # A +inf or NaN logit: NaN throughout the row, as on one device.
     grad = jnp.where(jnp.isnan(h), jnp.nan, grad)
     (dh,) = _row_sums(names, grad * dz)
@@ -457,7 +463,7 @@ def _kl_parts(a, b, mask, names):
     # logit of b it makes D +inf.
     hole = jnp.where((sa.d > -jnp.inf) & (sb.d == -jnp.inf), 1.0, 0.0).astype(sa.e.dtype)
     s_a, s_b, c, holes = _row_sums(names, sa.e, sb.e, cross, hole)
-    log_sa, log_sb = jnp.log(s_a), jnp.log(s_b)
+    log_sa, log_sb = log_or_neg_inf(s_a), log_or_neg_inf(s_b)
     # sum_j p_j (d_a,j - log s_a - d_b,j + log s_b); +inf where q has no mass at all.
     d = jnp.where(s_b == 0, jnp.inf, c / jnp.where(s_a == 0, 1, s_a) - log_sa + log_sb)
     d = jnp.where((holes > 0) & ~jnp.isnan(d), jnp.inf, d)  # a NaN logit stays NaN
@@ -474,13 +480,17 @@ def _kl_jvp(names, primals, tangents):
     a, b, mask = primals
     da, db, _ = tangents
     d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a, b, mask, names)
+    # As the entropy's rule: d with this rule's derivatives, the shifted logits where p > 0.
+    d = _plain_derivatives(
+        lambda d_, *_: d_, lambda _, a_, b_, mask_: _kl(a_, b_, mask_, names)[..., None]
+    )(d, a, b, mask)
     p = _probabilities(sa.e, s_a)
     dd = jnp.zeros_like(a)
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
     # NaN gradients in a throughout, and one with a NaN sum (a NaN logit) has them in b too.
     if not is_zero(da):
-        ratio = (sa.d - log_sa) - (sb.d - log_sb)
-        grad = jnp.where(p != 0, p * (ratio - d), 0)
+        ratio = jnp.where(p != 0, (sa.d - log_sa) - (sb.d - log_sb), 0)
+        grad = jnp.where(p != 0, p * (ratio - jnp.where(d == jnp.inf, 0, d)), 0)
         grad = jnp.where(d == jnp.inf, 0, grad)
         dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
