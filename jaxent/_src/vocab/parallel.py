@@ -489,8 +489,11 @@ def _kl_jvp(names, primals, tangents):
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
     # NaN gradients in a throughout, and one with a NaN sum (a NaN logit) has them in b too.
     if not is_zero(da):
-        ratio = jnp.where(p != 0, (sa.d - log_sa) - (sb.d - log_sb), 0)
-        grad = jnp.where(p != 0, p * (ratio - jnp.where(d == jnp.inf, 0, d)), 0)
+        # Only where p > 0 and D is finite (the rows where D = +inf are zeroed below): log p
+        # or log q infinite in the terms made reverse over reverse NaN.
+        used = (p != 0) & (d != jnp.inf)
+        ratio = jnp.where(used, (sa.d - log_sa) - (sb.d - log_sb), 0)
+        grad = jnp.where(used, p * (ratio - jnp.where(used, d, 0)), 0)
         grad = jnp.where(d == jnp.inf, 0, grad)
         dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
