@@ -351,3 +351,13 @@ def test_z_loss_hessian_reverse_over_reverse_at_large_logits():
     f = lambda x: je.softmax_cross_entropy(x, y, z_loss=1e-3)  # noqa: E731
     np.testing.assert_allclose(float(jax.hessian(f)(z)[0, 0]), 2e-3, rtol=1e-5)
     np.testing.assert_allclose(float(jax.jacrev(jax.grad(f))(z)[0, 0]), 2e-3, rtol=1e-5)
+
+
+@pytest.mark.xfail(strict=True, reason="reverse over reverse NaN with a +inf logit of q (open)")
+def test_kl_reverse_over_reverse_with_pos_inf_q_logit():
+    # An outside trial's find: the KL is +inf, its gradient and jax.hessian are 0, but
+    # jacrev(grad) is NaN.
+    b = jnp.array([0.3, jnp.inf, 2.0, 0.5], jnp.float32)
+    a = jnp.array([0.3, -1.2, 2.0, 0.5], jnp.float32)
+    h = jax.jacrev(jax.grad(lambda x: je.kl_divergence_from_logits(x, b)))(a)
+    np.testing.assert_array_equal(np.asarray(h), 0.0)
