@@ -245,6 +245,14 @@ def _plain_derivatives(bits_fn, plain_fn):
     return f
 
 
+def own_derivatives(value, fn, *args):
+    """``value``, what a derivative rule computed as ``fn(*args)``, with the derivatives of
+    ``fn`` itself (its rule): higher orders differentiate the rule, and through the passes
+    that computed ``value`` they are NaN where a guarded log or a clamped gap meets a zero
+    (empty rows, -inf logits, in reverse over reverse)."""
+    return _plain_derivatives(lambda v, *_: v, lambda _, *a: fn(*a))(value, *args)
+
+
 def _bf16_to_f32_bits(x: jax.Array) -> jax.Array:
     bits = jax.lax.bitcast_convert_type(x, jnp.uint16).astype(jnp.uint32) << 16
     return jax.lax.bitcast_convert_type(bits, jnp.float32)
@@ -278,11 +286,11 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
     dz, _, dw, _ = tangents
     zz, m, s, log_s, idx, d_c = _softmax_xent_int_parts(z, labels, ignored, axis)
     w = jnp.expand_dims(weight, axis)
-    # With the derivatives of ``_softmax_xent_int`` itself (see ``_rule_derivatives``).
-    loss, lse = _plain_derivatives(
-        lambda a, b, *_: (a, b),
-        lambda _, __, *args: _softmax_xent_int(*args, axis),
-    )(jnp.squeeze(_label_term(w, log_s, d_c), axis), jnp.squeeze(log_s + m, axis), *primals)
+    loss, lse = own_derivatives(
+        (jnp.squeeze(_label_term(w, log_s, d_c), axis), jnp.squeeze(log_s + m, axis)),
+        lambda *args: _softmax_xent_int(*args, axis),
+        *primals,
+    )
     dloss = jnp.zeros_like(loss)
     dlse = jnp.zeros_like(lse)
     if not is_zero(dz):
@@ -883,15 +891,13 @@ def _xent_jvp(spec, primals, tangents):
 
 
 def _rule_derivatives(spec, loss, lse, primals):
-    """``_xent``'s (loss, lse) as its rule computed them (keepdims), with the derivatives
-    of ``_xent`` itself: higher orders differentiate the rule, and through the passes
-    that computed them the derivatives are NaN where their where-guarded logs meet a zero
-    (an empty row's log-sum-exp, in reverse mode)."""
+    """``_xent``'s (loss, lse) as its rule computed them (keepdims), with ``_xent``'s
+    derivatives (``own_derivatives``)."""
 
-    def again(_, __, *args):
+    def again(*args):
         return tuple(jnp.expand_dims(o, spec.axis) for o in _xent(spec, *args))
 
-    return _plain_derivatives(lambda a, b, *_: (a, b), again)(loss, lse, *primals)
+    return own_derivatives((loss, lse), again, *primals)
 
 
 _xent.defjvp(_xent_jvp, symbolic_zeros=True)
@@ -1041,13 +1047,9 @@ def _entropy_jvp(spec, primals, tangents):
     z, mask, skip = primals
     dz = tangents[0]
     ct, m, s, log_s, h = _entropy_parts(spec, z, mask, skip)
-    # Higher orders differentiate this rule: h's derivative is this rule's (through
-    # ``_entropy``), not that of the passes computing it (NaN at -inf logits in reverse
-    # mode, where a clamped log p meets a zero probability).
-    h = _plain_derivatives(
-        lambda h_, *_: h_,
-        lambda _, z_, *rest: jnp.expand_dims(_entropy(spec, z_, *rest), spec.axis),
-    )(h, z, mask, skip)
+    h = own_derivatives(
+        h, lambda *args: jnp.expand_dims(_entropy(spec, *args), spec.axis), z, mask, skip
+    )
     out = jnp.squeeze(h, spec.axis)
     if is_zero(dz):
         return out, jnp.zeros_like(out)
@@ -1142,11 +1144,9 @@ def _kl_jvp(spec, primals, tangents):
     a, b, mask, skip = primals
     da, db = tangents[:2]
     ct, ma, mb, sa, sb, la, lb, d = _kl_parts(spec, a, b, mask, skip)
-    # d's derivatives are this rule's, as the entropy's h (see ``_entropy_jvp``).
-    d = _plain_derivatives(
-        lambda d_, *_: d_,
-        lambda _, *args: jnp.expand_dims(_kl(spec, *args), spec.axis),
-    )(d, a, b, mask, skip)
+    d = own_derivatives(
+        d, lambda *args: jnp.expand_dims(_kl(spec, *args), spec.axis), a, b, mask, skip
+    )
     out = jnp.squeeze(d, spec.axis)
     dout = jnp.zeros_like(out)
     af, bf = _upcast(a, ct), _upcast(b, ct)

@@ -34,7 +34,7 @@ from jax import lax
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
 from ..numerics import is_zero, log_or_neg_inf
-from ..softmax import _plain_derivatives
+from ..softmax import own_derivatives
 from . import streaming
 from .stats import RowStats, finite_or_zero, grad_coefficients, log_sum_exp, loss_from_stats
 
@@ -362,11 +362,9 @@ def _entropy_jvp(names, primals, tangents):
     z, mask = primals
     dz, _ = tangents
     h, sm, s, log_s = _entropy_parts(z, mask, names)
-    # Higher orders differentiate this rule: h with this rule's derivatives, and the
-    # log p only where p > 0 (-inf or NaN elsewhere: NaN in reverse over reverse).
-    h = _plain_derivatives(
-        lambda h_, *_: h_, lambda _, z_, mask_: _entropy(z_, mask_, names)[..., None]
-    )(h, z, mask)
+    # h with this rule's derivatives (``own_derivatives``), and log p only where p > 0
+    # (-inf or NaN elsewhere: NaN in reverse over reverse).
+    h = own_derivatives(h, lambda z_, mask_: _entropy(z_, mask_, names)[..., None], z, mask)
     p = _probabilities(sm.e, s)
     grad = jnp.where(p > 0, -p * (jnp.where(p > 0, sm.d - log_s, 0) + h), 0)
     # A +inf or NaN logit: NaN throughout the row, as on one device.
@@ -481,9 +479,7 @@ def _kl_jvp(names, primals, tangents):
     da, db, _ = tangents
     d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a, b, mask, names)
     # As the entropy's rule: d with this rule's derivatives, the shifted logits where p > 0.
-    d = _plain_derivatives(
-        lambda d_, *_: d_, lambda _, a_, b_, mask_: _kl(a_, b_, mask_, names)[..., None]
-    )(d, a, b, mask)
+    d = own_derivatives(d, lambda *args: _kl(*args, names)[..., None], a, b, mask)
     p = _probabilities(sa.e, s_a)
     dd = jnp.zeros_like(a)
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
