@@ -313,7 +313,10 @@ def check_logit_simpler_calls(f):
     np.testing.assert_allclose(got, jax.jit(f)(z[:, keep], y[:, keep], lab_sliced), rtol=1e-14)
     rows_on = np.array([True, False, True, False])
     got = jax.jit(partial(f, where=rows_on))(z, y, lab)
-    np.testing.assert_array_equal(got, np.where(rows_on, jax.jit(f)(z, y, lab), 0.0))
+    # Masked rows give exactly 0; the others agree to rounding (a row mask may take another
+    # route through the fused passes).
+    np.testing.assert_array_equal(np.asarray(got)[~rows_on], 0.0)
+    np.testing.assert_allclose(got, np.where(rows_on, jax.jit(f)(z, y, lab), 0.0), rtol=1e-14)
     z3 = jnp.asarray(rng.normal(size=(3, 4, 5)))
     y3 = jnp.asarray(ref.random_probs(rng, (3, 4, 5), 1))
     lab3 = jnp.asarray(rng.integers(0, 4, (3, 5)))

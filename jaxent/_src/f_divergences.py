@@ -32,6 +32,7 @@ from .softmax import (
     _rows_stats,
     _upcast,
     class_masks,
+    skipped_as_zero,
 )
 
 # |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
@@ -609,7 +610,7 @@ def _renyi_parts(spec, a, b, beta, mask, skip):
             mk = jnp.broadcast_to(mk, fb[0].shape)
         return _renyi_stats(fb[0], fb[1], rb[0], mk)
 
-    out = _row_blocks(fn, (a, b, mfull), (beta,), (mconst,), ct, a.shape)
+    out = _row_blocks(fn, (a, b, mfull), (beta,), (mconst,), ct, a.shape, skip)
     ma, sa, mb, sb = out[:4]
     rows = _LpmRows(*out[4:-2])
     big_p, big_r = out[-2:]
@@ -649,7 +650,7 @@ def _renyi_logits_jvp(spec, primals, tangents):
 
     out = jnp.squeeze(kept(rows.g), -1)
     dout = jnp.zeros_like(out)
-    af, bf = _upcast(a, ct), _upcast(b, ct)
+    af, bf = skipped_as_zero(_upcast(a, ct), skip), skipped_as_zero(_upcast(b, ct), skip)
     if mask is not None:
         af = jnp.where(mask, af, -jnp.inf)
         bf = jnp.where(mask, bf, -jnp.inf)
@@ -895,7 +896,7 @@ def _js_stats(axis, a, b, mask):
 
 def _js_parts(spec, a, b, mask, skip):
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-    stats = _rows_stats(_js_stats, (a, b), mask, spec.axis, ct, spec.blocked)
+    stats = _rows_stats(_js_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip)
     js = stats[4]
     if skip is not None:
         js = jnp.where(skip, 0, js)
@@ -913,7 +914,7 @@ def _js_logits_jvp(spec, primals, tangents):
     ct, ma, sa, mb, sb, js, ga, gb = _js_parts(spec, a, b, mask, skip)
     out = jnp.squeeze(js, spec.axis)
     dout = jnp.zeros_like(out)
-    af, bf = _upcast(a, ct), _upcast(b, ct)
+    af, bf = skipped_as_zero(_upcast(a, ct), skip), skipped_as_zero(_upcast(b, ct), skip)
     if mask is not None:
         af = jnp.where(mask, af, -jnp.inf)
         bf = jnp.where(mask, bf, -jnp.inf)

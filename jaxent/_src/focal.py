@@ -37,6 +37,7 @@ from .softmax import (
     _targets,
     _upcast,
     class_masks,
+    skipped_as_zero,
 )
 
 
@@ -513,7 +514,7 @@ def _poly1_stats(spec: XentSpec, ct):
 
 def _poly1_parts(spec, z, y, mask, skip):
     ct = jnp.result_type(z, y, jnp.float32)
-    m, s, value, tp = _rows_stats(_poly1_stats(spec, ct), (z, y), mask, spec.axis, ct, True)
+    m, s, value, tp = _rows_stats(_poly1_stats(spec, ct), (z, y), mask, spec.axis, ct, True, skip)
     if skip is not None:
         value = jnp.where(skip, 0, value)
     return ct, m, s, value, tp
@@ -531,7 +532,7 @@ def _poly1_jvp(spec, primals, tangents):
     ct, m, s, value, tp = _poly1_parts(spec, z, y, mask, skip)
     out = jnp.squeeze(value, axis)
     dout = jnp.zeros_like(out)
-    zf = _upcast(z, ct)
+    zf = skipped_as_zero(_upcast(z, ct), skip)
     if mask is not None:
         zf = jnp.where(mask, zf, -jnp.inf)
     p = _p(zf, m, s)
@@ -540,7 +541,7 @@ def _poly1_jvp(spec, primals, tangents):
         return x if skip is None else jnp.where(skip, 0, x)
 
     def t_of(y_):
-        return _targets(spec, ct, z.shape, y_, None, None, None, mask, axis)
+        return _targets(spec, ct, z.shape, skipped_as_zero(y_, skip), None, None, None, mask, axis)
 
     if not is_zero(dz):
         # d/dz_k = p_k (sum_j t_j p_j - t_k): exactly 0 at -inf and masked logits.

@@ -198,21 +198,34 @@ def _take_bits(zz: jax.Array, idx: jax.Array, axis: int) -> jax.Array:
     return jax.lax.bitcast_convert_type(z_c, zz.dtype)
 
 
+def _max_and_sum_exp(z, ignored, axis, ct):
+    """The row maximum m (finite, 0 otherwise; no derivative) and sum(exp(z - m))."""
+    del ignored  # read by the derivatives' form only
+    m = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
+    m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
+    return m, jnp.sum(jnp.exp(z.astype(ct) - m), axis=axis, keepdims=True)
+
+
 def _softmax_xent_int_parts(z, labels, ignored, axis):
     # Half-precision logits stay as they are in memory: the maximum is exact in their
     # dtype, and the upcast happens inside each fused pass, never as an f32 copy.
-    # Ignored rows are read as they are (a select on the logits would be stored whole) and
-    # made empty afterwards: their sum of exp is set to 0, whatever their logits hold.
+    # Ignored rows are made empty: their sum of exp is set to 0, whatever their logits hold.
+    # Blocked, they are read as empty inside each block; whole, they are read as they are
+    # (a select on the logits would be stored whole), and the statistics' derivatives
+    # (higher orders) are those of the rows read as 0, finite whatever the rows hold.
     ct = jnp.result_type(z, jnp.float32)
     zz = z
+    ig = None if ignored is None else jnp.expand_dims(ignored, axis)
     if _row_blocked(z, axis) and (z.dtype == ct or z.dtype == jnp.bfloat16):
-        m, s = _max_and_sum_exp_blocked(z, None, ct)
+        m, s = _max_and_sum_exp_blocked(z, ignored, ct)
+    elif ig is None:
+        m, s = _max_and_sum_exp(zz, None, axis, ct)
     else:
-        m = jax.lax.stop_gradient(jnp.max(zz, axis=axis, keepdims=True))
-        m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
-        s = jnp.sum(jnp.exp(zz.astype(ct) - m), axis=axis, keepdims=True)
-    if ignored is not None:
-        ig = jnp.expand_dims(ignored, axis)
+        m, s = _plain_derivatives(
+            functools.partial(_max_and_sum_exp, axis=axis, ct=ct),
+            lambda z_, ig_: _max_and_sum_exp(skipped_as_zero(z_.astype(ct), ig_), ig_, axis, ct),
+        )(zz, ig)
+    if ig is not None:
         m = jnp.where(ig, 0, m)
         s = jnp.where(ig, 0, s)
     idx = jnp.expand_dims(jnp.clip(labels, 0, z.shape[axis] - 1), axis)
@@ -305,9 +318,12 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
         # (m is finite already: the no-op select keeps the shift of this pass a value apart,
         # else the compiler stores m broadcast to the logits' shape for half-precision z.)
         m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
-        p = jnp.exp(-((m_apart - _upcast_apart(zz, lse.dtype)) + log_s_safe))
+        # Ignored rows read as 0 (log s is +inf there: p = 0), whatever they hold, so that
+        # differentiating this rule meets no NaN there.
+        zin = _upcast_apart(zz, lse.dtype)
         if ignored is not None:
-            p = jnp.where(jnp.expand_dims(ignored, axis), 0, p)
+            zin = skipped_as_zero(zin, jnp.expand_dims(ignored, axis))
+        p = jnp.exp(-((m_apart - zin) + log_s_safe))
         if z.dtype == lse.dtype:
             # The label's term as a gather: reverse mode turns it into an in-place scatter
             # of one value per row, cheaper on the CPU than a compare against an iota.
@@ -434,7 +450,7 @@ def _block_rows(rows: int, k: int) -> int:
     return 1
 
 
-def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
+def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape, skip=None):
     """See ``_row_blocks_impl``. Its derivatives are those of ``fn`` on all the rows at once.
 
     The fused passes' derivative rules never differentiate the loop (they take the inputs'
@@ -442,7 +458,19 @@ def _row_blocks(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
     them the loop: through the rows at once, as through the values of raw-bit reads, they
     are exact (forward over reverse through the loop was wrong at some points, e.g. the
     Rényi divergence's mixed derivative at order 1).
+
+    Rows where ``skip`` (keepdims) holds are read as 0 in every floating array of ``full``,
+    inside each block: their statistics are finite whatever they hold, so that the rules
+    that differentiate them (at higher orders) meet no NaN there.
     """
+    if skip is not None:
+        inner = fn
+
+        def fn(fb, rb, consts):
+            *rb, sk = rb
+            return inner(tuple(skipped_as_zero(x, sk) for x in fb), tuple(rb), consts)
+
+        rows = (*rows, jnp.broadcast_to(skip, (*shape[:-1], 1)))
     return _plain_derivatives(
         lambda f, r, c: _row_blocks_impl(fn, f, r, c, ct, shape),
         lambda f, r, c: _rows_at_once(fn, f, r, c, ct, shape),
@@ -515,6 +543,17 @@ def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
 
     out = jax.lax.map(step, jnp.arange(n // r, dtype=jnp.int32))
     return tuple(o.reshape((*shape[:-1], 1)) for o in out)
+
+
+def skipped_as_zero(x: jax.Array | None, skip: jax.Array | None) -> jax.Array | None:
+    """``x`` with the rows where ``skip`` (keepdims) holds set to 0, floating ``x`` only.
+
+    A skipped row gives 0 with every derivative 0 whatever it holds; a derivative rule that
+    computed on its NaN or infinities would make reverse over reverse NaN there (and in the
+    other rows' Hessian entries toward it): 0 times a NaN slope is NaN."""
+    if x is None or skip is None or not jnp.issubdtype(x.dtype, jnp.floating):
+        return x
+    return jnp.where(skip, jnp.zeros((), x.dtype), x)
 
 
 def _sum(x: jax.Array, axis: int) -> jax.Array:
@@ -747,10 +786,10 @@ def _xent_parts(spec, z, y, cw, lw, labels, mask, skip):
             return _xent_stats(-1, zb, t, mk)
 
         cw2 = None if cw is None else cw.reshape(1, -1)
-        stats = _row_blocks(fn, (z, y, mfull), (labels, lw), (cw2, mconst), ct, z.shape)
+        stats = _row_blocks(fn, (z, y, mfull), (labels, lw), (cw2, mconst), ct, z.shape, skip)
     else:
-        t = _targets(spec, ct, z.shape, y, cw, lw, labels, mask, axis)
-        stats = _xent_stats(axis, _upcast(z, ct), t, None)
+        t = _targets(spec, ct, z.shape, skipped_as_zero(y, skip), cw, lw, labels, mask, axis)
+        stats = _xent_stats(axis, skipped_as_zero(_upcast(z, ct), skip), t, None)
     m, s, total, v, neg, pos = stats
     log_s = log_or_neg_inf(s)
     loss = jnp.where(total == 0, 0, total * log_s + v)
@@ -850,7 +889,7 @@ def _xent_jvp(spec, primals, tangents):
     loss, lse = _rule_derivatives(spec, loss, lse, primals)
     dloss = jnp.zeros(loss.shape, ct)
     dlse = jnp.zeros(lse.shape, ct)
-    zf = _upcast(z, ct)
+    zf = skipped_as_zero(_upcast(z, ct), skip)
     if mask is not None:
         zf = jnp.where(mask, zf, -jnp.inf)
     positive = s != 0
@@ -864,7 +903,7 @@ def _xent_jvp(spec, primals, tangents):
         return x if keep is None else jnp.where(keep, x, 0)
 
     def t_of(y_, cw_, lw_):
-        return _targets(spec, ct, z.shape, y_, cw_, lw_, labels, mask, axis)
+        return _targets(spec, ct, z.shape, skipped_as_zero(y_, skip), cw_, lw_, labels, mask, axis)
 
     if not is_zero(dz):
         # Written apart from the forward's exp(z - m), so that the two stay in separate
@@ -903,10 +942,11 @@ def _rule_derivatives(spec, loss, lse, primals):
 _xent.defjvp(_xent_jvp, symbolic_zeros=True)
 
 
-def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool):
-    """``stats_fn(axis, *full_upcast, mask)`` directly, or a block of rows at a time."""
+def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool, skip=None):
+    """``stats_fn(axis, *full_upcast, mask)`` directly, or a block of rows at a time; rows
+    where ``skip`` holds read as 0 (see ``_row_blocks``)."""
     if not blocked:
-        return stats_fn(axis, *(_upcast(x, ct) for x in full), mask)
+        return stats_fn(axis, *(skipped_as_zero(_upcast(x, ct), skip) for x in full), mask)
     mfull, mconst = _mask_parts(mask, full[0].shape)
 
     def fn(fb, rb, consts):
@@ -916,7 +956,7 @@ def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool):
             mk = jnp.broadcast_to(mk, fb[0].shape)
         return stats_fn(fb[0].ndim - 1, *fb[:-1], mk)
 
-    return _row_blocks(fn, (*full, mfull), (), (mconst,), ct, full[0].shape)
+    return _row_blocks(fn, (*full, mfull), (), (mconst,), ct, full[0].shape, skip)
 
 
 def _p(zf, m, s):
@@ -953,9 +993,10 @@ def softmax_entropy(
     Empty rows give 0; a +inf or NaN allowed logit gives NaN.
     """
     whole = z.dtype == jnp.result_type(z.dtype, jnp.float32)
-    if whole and mask is None and not _long_rows(z.shape[axis]):
+    if whole and mask is None and skip is None and not _long_rows(z.shape[axis]):
         # Unmasked rows of float32 or float64: whole-array passes with select-free summands
         # (see ``_entropy_whole``; half precision read that way stores an upcast copy).
+        # Skipped rows take the blocked passes, which read them as 0.
         return _entropy(RowSpec(axis, False), z, None, skip)
     spec, (z,), mask, moved = _row_spec(z, mask, axis, (z,))
     if moved and skip is not None:
@@ -997,7 +1038,7 @@ def _entropy_whole(z, axis, ct):
 def _entropy_parts(spec, z, mask, skip):
     ct = jnp.result_type(z.dtype, jnp.float32)
     if spec.blocked:
-        m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked)
+        m, s, u = _rows_stats(_entropy_stats, (z,), mask, spec.axis, ct, spec.blocked, skip)
         log_s = _safe_log(s)
         h = jnp.where(s == 0, 0, log_s + u)
     else:
@@ -1053,7 +1094,7 @@ def _entropy_jvp(spec, primals, tangents):
     out = jnp.squeeze(h, spec.axis)
     if is_zero(dz):
         return out, jnp.zeros_like(out)
-    zf = _upcast(z, ct)
+    zf = skipped_as_zero(_upcast(z, ct), skip)
     if mask is not None:
         zf = jnp.where(mask, zf, -jnp.inf)
     # dH/dz_k = -p_k (log p_k + H), with log p_k = (z_k - m) - log s.
@@ -1108,7 +1149,7 @@ def _kl_stats(axis, a, b, mask):
 
 def _kl_parts(spec, a, b, mask, skip):
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-    ma, mb, sa, sb, u, neg = _rows_stats(_kl_stats, (a, b), mask, spec.axis, ct, spec.blocked)
+    ma, mb, sa, sb, u, neg = _rows_stats(_kl_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip)
     la, lb = _safe_log(sa), _safe_log(sb)
     d = jnp.where(neg > 0, jnp.inf, u + (lb - la))
     # A +inf logit of b: +inf (as vocabulary-parallel), not -inf + inf where the clamped
@@ -1149,7 +1190,7 @@ def _kl_jvp(spec, primals, tangents):
     )
     out = jnp.squeeze(d, spec.axis)
     dout = jnp.zeros_like(out)
-    af, bf = _upcast(a, ct), _upcast(b, ct)
+    af, bf = skipped_as_zero(_upcast(a, ct), skip), skipped_as_zero(_upcast(b, ct), skip)
     if mask is not None:
         af = jnp.where(mask, af, -jnp.inf)
         bf = jnp.where(mask, bf, -jnp.inf)
