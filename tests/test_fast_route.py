@@ -451,3 +451,40 @@ def test_ignored_row_second_derivatives():
     rev_rev = np.asarray(jax.jacrev(jax.grad(f))(z))
     assert np.all(np.isfinite(rev_rev)), np.argwhere(~np.isfinite(rev_rev))
     np.testing.assert_allclose(rev_rev, np.asarray(jax.hessian(f)(z)), rtol=1e-5, atol=1e-6)
+
+
+# The Rényi divergence's dead rows (an outside trial's finds): a row with no support, and
+# one whose value is +inf (p's mass on a -inf logit of q, for alpha above and below 1; below
+# 1 when that is the whole support), give every second derivative 0 in every composition,
+# in the logits, the probabilities and a per-row alpha.
+_P8 = jnp.array([1.0] + [-jnp.inf] * 7)
+_Q8 = jnp.array([-jnp.inf, 0.0, 1.0, 0.0, 0.5, 0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("alpha", [0.5, 2.0])
+@pytest.mark.parametrize("arg", ["p", "q"])
+@pytest.mark.parametrize("form", ["logits", "probabilities"])
+def test_renyi_second_derivatives_where_the_value_is_inf(alpha, arg, form):
+    a, b = _P8.astype(jnp.float32), _Q8.astype(jnp.float32)
+    fn = je.renyi_divergence_from_logits
+    if form == "probabilities":
+        a, b, fn = jax.nn.softmax(a), jax.nn.softmax(b), je.renyi_divergence
+    if arg == "p":
+        f, x = (lambda x: fn(x, b, alpha)), a
+    else:
+        f, x = (lambda x: fn(a, x, alpha)), b
+    assert float(f(x)) == np.inf
+    for h in (jax.jacrev(jax.grad(f))(x), jax.hessian(f)(x)):
+        np.testing.assert_array_equal(np.asarray(h), 0.0)
+
+
+def test_renyi_alpha_second_derivatives_in_an_empty_row():
+    a = jnp.array([[0.3, -1.2, 2.0, 0.5], [-jnp.inf] * 4], jnp.float32)
+    b = jnp.array([[1.0, 0.2, -0.5, 0.0], [-jnp.inf] * 4], jnp.float32)
+    f = lambda al: je.renyi_divergence_from_logits(a, b, al).sum()  # noqa: E731
+    alpha = jnp.array([0.5, 1.5], jnp.float32)
+    rev_rev, fwd_rev = jax.jacrev(jax.grad(f))(alpha), jax.hessian(f)(alpha)
+    assert np.all(np.isfinite(np.asarray(rev_rev)))
+    np.testing.assert_allclose(np.asarray(rev_rev), np.asarray(fwd_rev), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(rev_rev)[1], 0.0)
+    np.testing.assert_array_equal(np.asarray(rev_rev)[:, 1], 0.0)

@@ -197,15 +197,24 @@ def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
     lp = _log_weights(p, lp)
     sup = lp > -jnp.inf
     inf_v = sup & (v == jnp.inf)
-    fin = sup & ~inf_v
     total = jnp.sum(p, axis, keepdims=True)
     empty = total == 0
     nan_row = jnp.isnan(total)
-    total = jnp.where(empty, 1, total)
+    hit = jnp.any(inf_v, axis, keepdims=True)
+    # A dead row (no support, or G = +inf: a zero of q under p with beta >= 0, or on the
+    # whole support) is read from here on as a uniform p with v = 0: its G is set below and
+    # all its slopes are 0, and computed on its zeros and infinities, differentiating the
+    # slopes (second derivatives, in reverse over reverse) would meet 0 times inf.
+    all_inf = hit & ~jnp.any(sup & ~inf_v, axis, keepdims=True)
+    gone = empty | (hit & (beta >= 0)) | all_inf
+    p, lp, v = jnp.where(gone, 1, p), jnp.where(gone, 0, lp), jnp.where(gone, 0, v)
+    sup = lp > -jnp.inf
+    inf_v = sup & (v == jnp.inf)
+    fin = sup & ~inf_v
+    total = jnp.where(gone, p.shape[axis], total)
     log_total = jnp.log(total)
     lw = jnp.where(fin, lp - log_total, -jnp.inf)
     m_inf = jnp.sum(jnp.where(inf_v, p / total, 0), axis, keepdims=True)
-    hit = jnp.any(inf_v, axis, keepdims=True)
     t = jnp.where(fin, v, 0)
     top = beta == jnp.inf
     # The log-sum-exp of log p + beta v over the finite terms.
@@ -231,8 +240,8 @@ def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
     # alpha = inf: the largest value on the support.
     v_max = jnp.max(jnp.where(sup, v, -jnp.inf), axis, keepdims=True)
     g = jnp.where(top, v_max, jnp.where(near, g_near, g_far))
-    infinite = (hit & (beta >= 0)) | (g == jnp.inf)
-    g = jnp.where(hit & (beta >= 0), jnp.inf, g)
+    infinite = (hit & (beta >= 0)) | all_inf | (g == jnp.inf)
+    g = jnp.where((hit & (beta >= 0)) | all_inf, jnp.inf, g)
     g = jnp.where(empty, 0, jnp.where(nan_row, jnp.nan, g))
     dead = empty | infinite
     g_fin = jnp.where(dead, 0, g)
