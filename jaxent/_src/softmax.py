@@ -942,9 +942,26 @@ def _rule_derivatives(spec, loss, lse, primals):
 _xent.defjvp(_xent_jvp, symbolic_zeros=True)
 
 
-def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool, skip=None):
+def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool, skip=None, still=None):
     """``stats_fn(axis, *full_upcast, mask)`` directly, or a block of rows at a time; rows
-    where ``skip`` holds read as 0 (see ``_row_blocks``)."""
+    where ``skip`` holds read as 0 (see ``_row_blocks``).
+
+    ``still(*full, mask)``, if given, marks rows (keepdims) whose derivatives are all 0
+    whatever they hold (a divergence of +inf): their statistics take their values as read,
+    and their derivatives (higher orders) those of the rows read as 0, so that
+    differentiating a rule that zeroes them meets no 0 times inf. It is evaluated in the
+    derivatives' pass only."""
+    if still is not None:
+
+        def read(*full_):
+            return _rows_stats(stats_fn, full_, mask, axis, ct, blocked, skip)
+
+        def flat(*full_):
+            st = still(*full_, mask)
+            st = st if skip is None else skip | st
+            return _rows_stats(stats_fn, full_, mask, axis, ct, blocked, st)
+
+        return _plain_derivatives(read, flat)(*full)
     if not blocked:
         return stats_fn(axis, *(skipped_as_zero(_upcast(x, ct), skip) for x in full), mask)
     mfull, mconst = _mask_parts(mask, full[0].shape)
@@ -1147,9 +1164,21 @@ def _kl_stats(axis, a, b, mask):
     return ma, mb, sa, sb, u, neg
 
 
+def _pos_inf_q(axis: int):
+    """Rows where q has a +inf allowed logit (D = +inf where p's logits are finite)."""
+
+    def still(a, b, mask):
+        inf = b == jnp.inf
+        return _sum(inf if mask is None else inf & mask, axis) > 0
+
+    return still
+
+
 def _kl_parts(spec, a, b, mask, skip):
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-    ma, mb, sa, sb, u, neg = _rows_stats(_kl_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip)
+    ma, mb, sa, sb, u, neg = _rows_stats(
+        _kl_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip, _pos_inf_q(spec.axis)
+    )
     la, lb = _safe_log(sa), _safe_log(sb)
     d = jnp.where(neg > 0, jnp.inf, u + (lb - la))
     # A +inf logit of b: +inf (as vocabulary-parallel), not -inf + inf where the clamped
@@ -1190,7 +1219,17 @@ def _kl_jvp(spec, primals, tangents):
     )
     out = jnp.squeeze(d, spec.axis)
     dout = jnp.zeros_like(out)
-    af, bf = skipped_as_zero(_upcast(a, ct), skip), skipped_as_zero(_upcast(b, ct), skip)
+    # Rows of D = +inf (every derivative 0) are read as 0, with the statistics of a row of
+    # zeros, so that differentiating this rule meets no 0 times inf there.
+    gone = d == jnp.inf
+    if skip is not None:
+        gone = gone | skip
+    af, bf = skipped_as_zero(_upcast(a, ct), gone), skipped_as_zero(_upcast(b, ct), gone)
+    k = a.shape[spec.axis] if mask is None else jnp.maximum(_sum(mask, spec.axis), 1)
+    k = jnp.asarray(k, ct)
+    ma, mb = jnp.where(gone, 0, ma), jnp.where(gone, 0, mb)
+    sa, sb = jnp.where(gone, k, sa), jnp.where(gone, k, sb)
+    la, lb = jnp.where(gone, jnp.log(k), la), jnp.where(gone, jnp.log(k), lb)
     if mask is not None:
         af = jnp.where(mask, af, -jnp.inf)
         bf = jnp.where(mask, bf, -jnp.inf)
