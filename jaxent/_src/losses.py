@@ -46,9 +46,11 @@ def softmax_cross_entropy(
     where the softmax and log-sum-exp run over the allowed classes only. Terms with
     :math:`w_j t_j = 0` are 0 even at a -inf logit, and their logit gets gradient exactly
     0. A fully masked row gives 0 with gradient 0; masked entries may hold anything (NaN
-    included). Label mass on a -inf logit gives +inf. A +inf allowed logit gives +inf when
-    all label mass lies on finite logits and NaN otherwise (the limit is undefined); a NaN
-    allowed logit gives NaN. Labels are not renormalised. The gradient in the logits is
+    included). Label mass on a -inf logit gives +inf, with the gradient below (finite: its
+    limit as that logit falls to -inf) and that formula's Hessian. A +inf allowed logit
+    gives +inf when all label mass lies on finite logits and NaN otherwise (the limit is
+    undefined), its derivatives NaN; a NaN allowed logit gives NaN. Labels are not
+    renormalised. The gradient in the logits is
     :math:`\operatorname{softmax}(z) \sum_j w_j t_j - w \odot t
     + 2\zeta \operatorname{lse}(z) \operatorname{softmax}(z)`.
 
