@@ -535,11 +535,25 @@ def test_cross_entropy_derivatives_where_the_value_is_inf(name):
         np.testing.assert_allclose(np.asarray(h), want, rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason="mixed logits-labels second derivative at -inf (open)")
-def test_cross_entropy_mixed_second_derivatives_are_symmetric_at_neg_inf_logits():
-    # d/dy_k of the loss is reported as 0 at a -inf logit (lse - z_k is +inf there), so
-    # its derivative in z is 0, but the gradient in z there, T p_k - t_k, moves with y_k.
-    f = lambda z, y: je.softmax_cross_entropy(z, y)  # noqa: E731
-    h_zy = jax.jacrev(jax.grad(f, 0), 1)(_Z_HOLE, _Y_HOLE)
-    h_yz = jax.jacrev(jax.grad(f, 1), 0)(_Z_HOLE, _Y_HOLE)
-    np.testing.assert_allclose(np.asarray(h_zy), np.asarray(h_yz).T, atol=1e-12)
+@pytest.mark.parametrize("y", [_Y_HOLE, _Y_HOLE.at[0].set(0.0)], ids=["+inf", "finite"])
+@pytest.mark.parametrize("rows", [1, ROWS + 8])
+@pytest.mark.parametrize("loss", [je.softmax_cross_entropy, je.poly1_softmax_cross_entropy])
+def test_cross_entropy_mixed_second_derivatives_are_symmetric_at_neg_inf_logits(y, rows, loss):
+    # An outside trial's find. d/dy_k of the loss is reported as 0 at a -inf logit (lse -
+    # z_k is +inf there), so its derivative in z is 0; the gradient in z, T p - t, moved
+    # with y_k (through t_k and T): the Hessian-vector products of jvp(grad) and vjp(grad)
+    # in (z, y) differed.
+    zs = jax.random.normal(jax.random.key(8), (rows, 4)).at[0].set(_Z_HOLE)
+    ys = jax.nn.softmax(jax.random.normal(jax.random.key(9), (rows, 4))).at[0].set(y)
+    f = lambda zy: jnp.sum(loss(*zy))  # noqa: E731
+    v = (jnp.ones_like(zs), jnp.full_like(ys, 0.5).at[0].set(jnp.array([2.0, 1.0, 0.0, 3.0])))
+    fwd = jax.jvp(jax.grad(f), ((zs, ys),), (v,))[1]
+    rev = jax.vjp(jax.grad(f), (zs, ys))[1](v)[0]
+    for a, b in zip(rev, fwd, strict=True):
+        assert np.all(np.isfinite(np.asarray(a)))
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-12)
+    if rows == 1:
+        g = lambda z, y: loss(z, y)  # noqa: E731
+        h_zy = jax.jacrev(jax.grad(g, 0), 1)(_Z_HOLE, y)
+        h_yz = jax.jacrev(jax.grad(g, 1), 0)(_Z_HOLE, y)
+        np.testing.assert_allclose(np.asarray(h_zy), np.asarray(h_yz).T, atol=1e-12)

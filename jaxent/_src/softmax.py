@@ -863,9 +863,27 @@ def _xent_fast_jvp(spec, primals, dz):
     # (log s = +inf there); a row with a negative label has total NaN, as on the exact route.
     p = jnp.exp(-((m - z.astype(ct)) + log_s))
     dzf = dz.astype(ct)
-    dloss = _sum((p * total - y.astype(ct)) * dzf, spec.axis)
+    t, total = _labels_off_neg_inf(y.astype(ct), total, z.astype(ct), spec.axis)
+    dloss = _sum((p * total - t) * dzf, spec.axis)
     dlse = _sum(p * dzf, spec.axis)
     return (sq(loss), sq(lse)), (sq(dloss), sq(dlse))
+
+
+def _labels_off_neg_inf(t, total, zf, axis: int):
+    """The targets ``t`` and their row sum ``total`` as they are, for the gradient in the
+    logits, with derivatives (higher orders) that leave out the classes of -inf logits.
+
+    The labels' slope there, lse - z = +inf, is reported as 0, so its derivative in the
+    logits is 0; the logits' gradient T p - t would move with those labels (through t and
+    T): the mixed second derivatives in the logits and labels would differ by order. (The
+    values are unchanged: the select of t with itself is folded by the compiler.)"""
+    off = zf == -jnp.inf
+    t_z = jnp.where(off, jax.lax.stop_gradient(t), t)
+    total_z = _plain_derivatives(
+        lambda tot, t_, off_: tot,
+        lambda tot, t_, off_: tot - _sum(jnp.where(off_, t_, 0), axis),
+    )(total, t, off)
+    return t_z, total_z
 
 
 def _smoothed(spec, ct, y, k: int):
@@ -911,7 +929,8 @@ def _xent_jvp(spec, primals, tangents):
         m_apart = jnp.where(jnp.abs(m) < jnp.inf, m, 0)
         p = jnp.exp(-((m_apart - zf) + log_s_safe))
         dzf = dz.astype(ct)
-        coef = kept(p * total - t_of(y, cw, lw))
+        t, total_z = _labels_off_neg_inf(t_of(y, cw, lw), total, zf, axis)
+        coef = kept(p * total_z - t)
         dloss = dloss + _sum(coef * dzf, axis)
         dlse = dlse + _sum(kept(p) * dzf, axis)
     diffs = [(y, dy), (cw, dcw), (lw, dlw)]

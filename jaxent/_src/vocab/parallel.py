@@ -34,7 +34,7 @@ from jax import lax
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
 from ..numerics import is_zero, log_or_neg_inf
-from ..softmax import own_derivatives
+from ..softmax import _plain_derivatives, own_derivatives
 from . import streaming
 from .stats import RowStats, finite_or_zero, grad_coefficients, log_sum_exp, loss_from_stats
 
@@ -474,13 +474,39 @@ def _kl(a, b, mask, names):
     return _kl_parts(a, b, mask, names)[0][..., 0]
 
 
+def _kl_rule_parts(a, b, mask, names):
+    """``_kl_parts``' arrays (d, d_a, e_a, d_b, e_b, s_a, s_b, log s_a, log s_b) as they are,
+    with the derivatives (higher orders) of rows where q has a +inf allowed logit taken as
+    those of the rows read as 0: there D = +inf and every derivative is 0, and through
+    their infinities differentiating the rule would meet 0 times inf. The extra row sum
+    runs in the derivatives' pass only."""
+
+    def arrays(a_, b_, mask_):
+        d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a_, b_, mask_, names)
+        return d, sa.d, sa.e, sb.d, sb.e, s_a, s_b, log_sa, log_sb
+
+    def flat(a_, b_, mask_):
+        inf = b_ == jnp.inf
+        (n,) = _row_sums(names, (inf if mask_ is None else inf & mask_).astype(a_.dtype))
+        return arrays(jnp.where(n > 0, 0, a_), jnp.where(n > 0, 0, b_), mask_)
+
+    return _plain_derivatives(arrays, flat)(a, b, mask)
+
+
 def _kl_jvp(names, primals, tangents):
     a, b, mask = primals
     da, db, _ = tangents
-    d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a, b, mask, names)
+    d, xa, ea, xb, eb, s_a, s_b, log_sa, log_sb = _kl_rule_parts(a, b, mask, names)
     # As the entropy's rule: d with this rule's derivatives, the shifted logits where p > 0.
     d = own_derivatives(d, lambda *args: _kl(*args, names)[..., None], a, b, mask)
-    p = _probabilities(sa.e, s_a)
+    # Rows of D = +inf (every derivative 0) read as finite placeholders, so that
+    # differentiating this rule meets no 0 times inf there.
+    gone = d == jnp.inf
+    xa, xb = jnp.where(gone, 0, xa), jnp.where(gone, 0, xb)
+    ea, eb = jnp.where(gone, 1, ea), jnp.where(gone, 1, eb)
+    s_a, s_b = jnp.where(gone, 1, s_a), jnp.where(gone, 1, s_b)
+    log_sa, log_sb = jnp.where(gone, 0, log_sa), jnp.where(gone, 0, log_sb)
+    p = _probabilities(ea, s_a)
     dd = jnp.zeros_like(a)
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
     # NaN gradients in a throughout, and one with a NaN sum (a NaN logit) has them in b too.
@@ -488,12 +514,12 @@ def _kl_jvp(names, primals, tangents):
         # Only where p > 0 and D is finite (the rows where D = +inf are zeroed below): log p
         # or log q infinite in the terms made reverse over reverse NaN.
         used = (p != 0) & (d != jnp.inf)
-        ratio = jnp.where(used, (sa.d - log_sa) - (sb.d - log_sb), 0)
+        ratio = jnp.where(used, (xa - log_sa) - (xb - log_sb), 0)
         grad = jnp.where(used, p * (ratio - jnp.where(used, d, 0)), 0)
         grad = jnp.where(d == jnp.inf, 0, grad)
         dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
-        grad = _probabilities(sb.e, s_b) * jnp.where(s_a > 0, 1, 0) - p
+        grad = _probabilities(eb, s_b) * jnp.where(s_a > 0, 1, 0) - p
         grad = jnp.where(d == jnp.inf, 0, grad)
         nan_row = jnp.isnan(s_a) | (jnp.isnan(s_b) & (s_a != 0))
         dd = dd + jnp.where(nan_row, jnp.nan, grad) * db
