@@ -557,3 +557,31 @@ def test_cross_entropy_mixed_second_derivatives_are_symmetric_at_neg_inf_logits(
         h_zy = jax.jacrev(jax.grad(g, 0), 1)(_Z_HOLE, y)
         h_yz = jax.jacrev(jax.grad(g, 1), 0)(_Z_HOLE, y)
         np.testing.assert_allclose(np.asarray(h_zy), np.asarray(h_yz).T, atol=1e-12)
+
+
+@pytest.mark.parametrize("where", ["rows", "classes"])
+@pytest.mark.parametrize("arg", ["p", "q"])
+def test_kl_hessian_of_a_jitted_function_with_a_mask(where, arg):
+    # An outside trial's find: the Hessian of a jitted KL with ``where`` raised (a tracer
+    # closed over by a derivative rule), with or without a +inf logit of q.
+    x = jnp.array([[0.1, 0.2, 0.3], [1.0, -1.0, 0.5]])
+    y = jnp.array([[0.3, -0.2, 0.1], [0.0, 0.5, 0.2]])
+    w = jnp.array([True, False]) if where == "rows" else jnp.array([True, True, False])
+    kl = lambda a, b, m: je.kl_divergence_from_logits(a, b, where=m).sum()  # noqa: E731
+    f = (lambda z, m: kl(z, y, m)) if arg == "p" else (lambda z, m: kl(y, z, m))
+    for jitted in (jax.jit(f), f):
+        got = np.asarray(jax.hessian(jitted)(x, w))
+        assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(np.asarray(jax.hessian(jax.jit(f))(x, w)), got, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(jax.jacrev(jax.jacrev(jax.jit(f)))(x, w)), got, rtol=1e-12, atol=1e-15
+    )
+
+
+@pytest.mark.parametrize("name", list(_MASKED))
+def test_masked_second_derivatives_of_jitted_functions(name):
+    z, w = _masked_batch(NAN, 3, jnp.float32)
+    f = jax.jit(lambda x, m: jnp.sum(_MASKED[name](x, m)))
+    got = np.asarray(jax.jacrev(jax.grad(f))(z, w))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, np.asarray(jax.hessian(f)(z, w)), rtol=1e-5, atol=1e-6)

@@ -971,16 +971,17 @@ def _rows_stats(stats_fn, full: tuple, mask, axis: int, ct, blocked: bool, skip=
     differentiating a rule that zeroes them meets no 0 times inf. It is evaluated in the
     derivatives' pass only."""
     if still is not None:
+        # The mask and skipped rows are passed, not closed over: a traced one closed over by
+        # the custom derivative would escape its trace (a jitted function's Hessian).
+        def read(full_, mask_, skip_):
+            return _rows_stats(stats_fn, full_, mask_, axis, ct, blocked, skip_)
 
-        def read(*full_):
-            return _rows_stats(stats_fn, full_, mask, axis, ct, blocked, skip)
+        def flat(full_, mask_, skip_):
+            st = still(*full_, mask_)
+            st = st if skip_ is None else skip_ | st
+            return _rows_stats(stats_fn, full_, mask_, axis, ct, blocked, st)
 
-        def flat(*full_):
-            st = still(*full_, mask)
-            st = st if skip is None else skip | st
-            return _rows_stats(stats_fn, full_, mask, axis, ct, blocked, st)
-
-        return _plain_derivatives(read, flat)(*full)
+        return _plain_derivatives(read, flat)(full, mask, skip)
     if not blocked:
         return stats_fn(axis, *(skipped_as_zero(_upcast(x, ct), skip) for x in full), mask)
     mfull, mconst = _mask_parts(mask, full[0].shape)
