@@ -292,6 +292,10 @@ _REV_REV = {
         lambda z: je.softmax_cross_entropy_with_integer_labels(z, 1, z_loss=1e-2),
         _HOLE,
     ),
+    # An outside trial's find: the focal loss's empty row was NaN in reverse over reverse.
+    "softmax_focal_loss, empty row": (lambda z: je.softmax_focal_loss(z, 1), _E),
+    "softmax_focal_loss": (lambda z: je.softmax_focal_loss(z, 1, gamma=1.5), _HOLE),
+    "softmax_focal_loss, label on -inf": (lambda z: je.softmax_focal_loss(z, 2), _HOLE),
     # p's mass on a -inf logit of q: the KL is +inf, every derivative 0 (reverse over
     # reverse was NaN: the rule's p (... - D) term with D = +inf).
     "kl_divergence_from_logits, +inf": (

@@ -25,7 +25,7 @@ from .losses import (
     softmax_cross_entropy,
     softmax_cross_entropy_with_integer_labels,
 )
-from .numerics import is_zero
+from .numerics import is_zero, log_or_neg_inf
 from .softmax import (
     ShiftedLogits,
     XentSpec,
@@ -247,11 +247,12 @@ def _softmax_focal_parts(z, c, mask, axis):
     d_c = jnp.squeeze(jnp.take_along_axis(sh.d, idx, axis=axis), axis)
     is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, axis) == idx
     d_rest = jnp.where(is_c, -jnp.inf, sh.d)
-    log_rest = jnp.log(jnp.sum(jnp.exp(d_rest), axis=axis, keepdims=True))
-    a = jnp.squeeze(log_rest, axis) - d_c
+    # log of an empty sum: -inf with derivative 0 (reverse over reverse meets no 0/0).
+    log_rest = log_or_neg_inf(jnp.sum(jnp.exp(d_rest), axis=axis, keepdims=True))
     # A label on a -inf logit (an all -inf row included): p_c = 0, the loss is +inf (an empty
     # row, all masked, has weight 0). One on a +inf logit: NaN, as for the cross-entropy.
-    a = jnp.where(d_c == -jnp.inf, jnp.inf, a)
+    off = d_c == -jnp.inf
+    a = jnp.where(off, jnp.inf, jnp.squeeze(log_rest, axis) - jnp.where(off, 0, d_c))
     nll = jax.nn.softplus(a)  # -log p_c
     nll = jnp.where(d_c == jnp.inf, jnp.nan, nll)
     log_u = jax.nn.log_sigmoid(a)  # log(1 - p_c)
@@ -284,6 +285,10 @@ def _softmax_focal_stats(gamma: float, ct):
         return e(d_c), e(nll), e(log_u), sh.m, sh.log_s, log_rest_s, e(nll_s), e(log_u_s)
 
     return fn
+
+
+def _finite_or_zero(x: jax.Array) -> jax.Array:
+    return jnp.where(jnp.isfinite(x), x, 0)
 
 
 def _softmax_focal_rows(z, c, mask, skip, gamma):
@@ -323,15 +328,17 @@ def _softmax_focal_jvp(gamma, primals, tangents):
             zf = jnp.where(jnp.expand_dims(skip, -1), -jnp.inf, zf)
         d = zf - m_s
         is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, z.ndim - 1) == jnp.expand_dims(c, -1)
-        p = jnp.where(log_s == -jnp.inf, 0, jnp.exp(d - log_s))  # 0 in an all -inf row
+        # 0 in an all -inf row; there the exponent is kept finite (0 times inf in reverse
+        # over reverse otherwise), as are the other terms' below.
+        p = jnp.where(log_s == -jnp.inf, 0, jnp.exp(d - _finite_or_zero(log_s)))
         f_s = jnp.exp(gamma * log_u_s)
         # d/dz_j = w f [(p_j - e_cj) + gamma p_c (-log p_c) rho_j] with
         # rho_j = (p_j - e_cj) / (1 - p_c): the other classes' own softmax, and -1 at the
         # label (finite as p_c -> 1).
-        r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d - log_rest))
+        r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d - _finite_or_zero(log_rest)))
         rho = jnp.where(is_c, -1, r)
         p_c = jnp.exp(-nll_s)
-        p_nll = jnp.where(p_c == 0, 0, p_c * nll_s)
+        p_nll = jnp.where(p_c == 0, 0, p_c * jnp.where(p_c == 0, 0, nll_s))
         we = jnp.expand_dims(w, -1)
         scale = jnp.where(we != 0, we * f_s, 0)
         # p - e_c, with 1 - p_c taken as u (exact as p_c -> 1).
