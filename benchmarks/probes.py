@@ -274,7 +274,27 @@ def _optax_kl(p, q):
     return optax.losses.kl_divergence_with_log_targets(jax.nn.log_softmax(q), jax.nn.log_softmax(p))
 
 
-PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route")
+def masked(shape, repeats: int) -> list[str]:
+    """``entropy_from_logits`` with a per-row ``where`` (every 7th row masked) beside the
+    same call unmasked, forward and value-and-grad: what the mask's route costs."""
+    z = jax.random.normal(jax.random.key(0), shape, jnp.float32)
+    w = jnp.arange(shape[0]) % 7 != 0
+    fwd = {
+        "entropy_from_logits fwd": lambda z: je.entropy_from_logits(z),
+        "entropy_from_logits fwd, where": lambda z: je.entropy_from_logits(z, where=w),
+    }
+    vg = {
+        "entropy_from_logits vg": _vg(lambda z, _: je.entropy_from_logits(z)),
+        "entropy_from_logits vg, where": _vg(lambda z, _: je.entropy_from_logits(z, where=w)),
+    }
+    out = []
+    for group, args in ((fwd, (z,)), (vg, (z, None))):
+        times = _timed(group, args, repeats)
+        out += [f"| masked | {list(shape)} | float32 | {k} | {v:.1f} | |" for k, v in times.items()]
+    return out
+
+
+PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route", "masked")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -297,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         "int_vg": lambda: [*int_vg(big[1], repeats), *int_vg(big[2], repeats)],
         "routes": lambda: routes(big[0], big[1], repeats),
         "fast_route": lambda: fast_route(big[0], repeats),
+        "masked": lambda: masked((big[0][0] // 2, big[0][1] // 4), repeats),
     }
     print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}")
     print("| probe | shape | dtype | variant | median ms (or temp) | x copy |")

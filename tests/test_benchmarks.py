@@ -197,6 +197,7 @@ def test_probes_quick_run_prints_every_probe(capsys):
         "int_vg",
         "routes",
         "fast_route",
+        "masked",
     }
     assert all(r.count("|") == 7 for r in rows), rows
     # Rows shorter than the blocked threshold (all of them here): their whole statistics.
