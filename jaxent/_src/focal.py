@@ -39,6 +39,7 @@ from .softmax import (
     class_masks,
     skipped_as_zero,
 )
+from .vocab.stats import finite_or_zero
 
 
 def _gamma(gamma: object) -> float:
@@ -287,10 +288,6 @@ def _softmax_focal_stats(gamma: float, ct):
     return fn
 
 
-def _finite_or_zero(x: jax.Array) -> jax.Array:
-    return jnp.where(jnp.isfinite(x), x, 0)
-
-
 def _softmax_focal_rows(z, c, mask, skip, gamma):
     """``_softmax_focal_stats`` over all rows, a block at a time, each [..., 1]."""
     ct = jnp.result_type(z.dtype, jnp.float32)
@@ -330,12 +327,12 @@ def _softmax_focal_jvp(gamma, primals, tangents):
         is_c = jax.lax.broadcasted_iota(c.dtype, z.shape, z.ndim - 1) == jnp.expand_dims(c, -1)
         # 0 in an all -inf row; there the exponent is kept finite (0 times inf in reverse
         # over reverse otherwise), as are the other terms' below.
-        p = jnp.where(log_s == -jnp.inf, 0, jnp.exp(d - _finite_or_zero(log_s)))
+        p = jnp.where(log_s == -jnp.inf, 0, jnp.exp(d - finite_or_zero(log_s)))
         f_s = jnp.exp(gamma * log_u_s)
         # d/dz_j = w f [(p_j - e_cj) + gamma p_c (-log p_c) rho_j] with
         # rho_j = (p_j - e_cj) / (1 - p_c): the other classes' own softmax, and -1 at the
         # label (finite as p_c -> 1).
-        r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d - _finite_or_zero(log_rest)))
+        r = jnp.where(log_rest == -jnp.inf, 0, jnp.exp(d - finite_or_zero(log_rest)))
         rho = jnp.where(is_c, -1, r)
         p_c = jnp.exp(-nll_s)
         p_nll = jnp.where(p_c == 0, 0, p_c * jnp.where(p_c == 0, 0, nll_s))

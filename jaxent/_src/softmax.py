@@ -198,9 +198,8 @@ def _take_bits(zz: jax.Array, idx: jax.Array, axis: int) -> jax.Array:
     return jax.lax.bitcast_convert_type(z_c, zz.dtype)
 
 
-def _max_and_sum_exp(z, ignored, axis, ct):
+def _max_and_sum_exp(z, axis, ct):
     """The row maximum m (finite, 0 otherwise; no derivative) and sum(exp(z - m))."""
-    del ignored  # read by the derivatives' form only
     m = jax.lax.stop_gradient(jnp.max(z, axis=axis, keepdims=True))
     m = jnp.where(jnp.isfinite(m), m, 0).astype(ct)
     return m, jnp.sum(jnp.exp(z.astype(ct) - m), axis=axis, keepdims=True)
@@ -219,11 +218,11 @@ def _softmax_xent_int_parts(z, labels, ignored, axis):
     if _row_blocked(z, axis) and (z.dtype == ct or z.dtype == jnp.bfloat16):
         m, s = _max_and_sum_exp_blocked(z, ignored, ct)
     elif ig is None:
-        m, s = _max_and_sum_exp(zz, None, axis, ct)
+        m, s = _max_and_sum_exp(zz, axis, ct)
     else:
         m, s = _plain_derivatives(
-            functools.partial(_max_and_sum_exp, axis=axis, ct=ct),
-            lambda z_, ig_: _max_and_sum_exp(skipped_as_zero(z_.astype(ct), ig_), ig_, axis, ct),
+            lambda z_, ig_: _max_and_sum_exp(z_, axis, ct),
+            lambda z_, ig_: _max_and_sum_exp(skipped_as_zero(z_.astype(ct), ig_), axis, ct),
         )(zz, ig)
     if ig is not None:
         m = jnp.where(ig, 0, m)
