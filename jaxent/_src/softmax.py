@@ -1029,10 +1029,12 @@ def softmax_entropy(
     Empty rows give 0; a +inf or NaN allowed logit gives NaN.
     """
     whole = z.dtype == jnp.result_type(z.dtype, jnp.float32)
-    if whole and mask is None and skip is None and not _long_rows(z.shape[axis]):
+    last = axis % z.ndim == z.ndim - 1
+    if whole and mask is None and (skip is None or last) and not _long_rows(z.shape[axis]):
         # Unmasked rows of float32 or float64: whole-array passes with select-free summands
         # (see ``_entropy_whole``; half precision read that way stores an upcast copy).
-        # Skipped rows take the blocked passes, which read them as 0.
+        # With skipped rows, the derivative rule takes the blocked passes, which read them
+        # as 0 (see ``_entropy_jvp``); the value, never differentiated, keeps these.
         return _entropy(RowSpec(axis, False), z, None, skip)
     spec, (z,), mask, moved = _row_spec(z, mask, axis, (z,))
     if moved and skip is not None:
@@ -1123,7 +1125,11 @@ def _entropy_fast(ct, z):
 def _entropy_jvp(spec, primals, tangents):
     z, mask, skip = primals
     dz = tangents[0]
-    ct, m, s, log_s, h = _entropy_parts(spec, z, mask, skip)
+    # Skipped rows may hold NaN or inf: the rule's statistics read them as 0, a block of
+    # rows at a time (classes last, see ``softmax_entropy``), so that its own derivatives
+    # meet no NaN there.
+    rule = spec if skip is None else RowSpec(spec.axis, True)
+    ct, m, s, log_s, h = _entropy_parts(rule, z, mask, skip)
     h = own_derivatives(
         h, lambda *args: jnp.expand_dims(_entropy(spec, *args), spec.axis), z, mask, skip
     )
