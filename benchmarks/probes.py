@@ -19,7 +19,9 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
   from logits through their whole-array route (taken from ``_FAST_MIN_ROWS`` rows) and
   through the exact route alone (``_FAST_MIN_ROWS`` above the row count), beside optax or
   the naive form, with each route's temp bytes; and the soft-label value-and-grad through
-  both routes beside optax's.
+  both routes beside optax's;
+- ``masked``: the entropy and KL from logits and the soft- and integer-label cross-entropy
+  with a per-row ``where`` beside the same call unmasked, forward and value-and-grad.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -275,22 +277,42 @@ def _optax_kl(p, q):
 
 
 def masked(shape, repeats: int) -> list[str]:
-    """``entropy_from_logits`` with a per-row ``where`` (every 7th row masked) beside the
-    same call unmasked, forward and value-and-grad: what the mask's route costs."""
-    z = jax.random.normal(jax.random.key(0), shape, jnp.float32)
+    """The logits functions with a per-row ``where`` (every 7th row masked) beside the same
+    call unmasked, forward and value-and-grad, each pair's calls interleaved: what the mask's
+    route costs (entropy and KL from logits, soft- and integer-label cross-entropy)."""
+    kz, kq, ky = jax.random.split(jax.random.key(0), 3)
+    z = jax.random.normal(kz, shape, jnp.float32)
+    q = jax.random.normal(kq, shape, jnp.float32)
+    t = jax.nn.softmax(jax.random.normal(ky, shape, jnp.float32))
+    labels = jax.random.randint(ky, shape[:1], 0, shape[1])
     w = jnp.arange(shape[0]) % 7 != 0
-    fwd = {
-        "entropy_from_logits fwd": lambda z: je.entropy_from_logits(z),
-        "entropy_from_logits fwd, where": lambda z: je.entropy_from_logits(z, where=w),
-    }
-    vg = {
-        "entropy_from_logits vg": _vg(lambda z, _: je.entropy_from_logits(z)),
-        "entropy_from_logits vg, where": _vg(lambda z, _: je.entropy_from_logits(z, where=w)),
+    calls = {
+        "entropy_from_logits": (lambda z, _, **kw: je.entropy_from_logits(z, **kw), None),
+        "kl_divergence_from_logits": (
+            lambda z, q, **kw: je.kl_divergence_from_logits(z, q, **kw),
+            q,
+        ),
+        "softmax_cross_entropy": (lambda z, t, **kw: je.softmax_cross_entropy(z, t, **kw), t),
+        "softmax_cross_entropy_with_integer_labels": (
+            lambda z, y, **kw: je.softmax_cross_entropy_with_integer_labels(z, y, **kw),
+            labels,
+        ),
     }
     out = []
-    for group, args in ((fwd, (z,)), (vg, (z, None))):
-        times = _timed(group, args, repeats)
-        out += [f"| masked | {list(shape)} | float32 | {k} | {v:.1f} | |" for k, v in times.items()]
+    for name, (f, other) in calls.items():
+        fwd = {
+            f"{name} fwd": lambda z, o, f=f: f(z, o),
+            f"{name} fwd, where": lambda z, o, f=f: f(z, o, where=w),
+        }
+        vg = {
+            f"{name} vg": _vg(lambda z, o, f=f: f(z, o)),
+            f"{name} vg, where": _vg(lambda z, o, f=f: f(z, o, where=w)),
+        }
+        for group in (fwd, vg):
+            times = _timed(group, (z, other), repeats)
+            out += [
+                f"| masked | {list(shape)} | float32 | {k} | {v:.1f} | |" for k, v in times.items()
+            ]
     return out
 
 
