@@ -680,14 +680,29 @@ _POS_INF_Q_SCRIPT = textwrap.dedent(
         for h in (np.asarray(jax.jacrev(jax.grad(f))(x)), np.asarray(jax.hessian(f)(x))):
             assert np.all(np.isfinite(h)) and not h[0].any() and not h[:, :, 0].any(), h
             np.testing.assert_allclose(h, np.asarray(jax.hessian(f1)(x)), rtol=1e-5, atol=1e-6)
+
+    # q's logit 1e6 off p's support, on another shard than p's mass: the gradient in p's
+    # logits, p (log p + H(p) - (b - sum p b)) on the support, needs only q's logits there
+    # (measured from q's maximum, float32 lost every digit to cancellation with D).
+    a = jnp.array([[-jnp.inf, -jnp.inf, 1.0, -jnp.inf, -jnp.inf, 0.5, 0.2, -jnp.inf]] * 2,
+                  jnp.float32)
+    b = jnp.array([[1e6, 0.0, 0.0, 3.0, -1.0, 2.0, -0.5, 1e8]] * 2, jnp.float32)
+    g = jax.jit(jax.grad(lambda a: kl(a, b).sum()))(a)
+    p = jax.nn.softmax(jnp.array([1.0, 0.5, 0.2]))
+    bs = jnp.array([0.0, 2.0, -0.5])
+    want = p * (jnp.log(p) - jnp.sum(p * jnp.log(p)) - (bs - jnp.sum(p * bs)))
+    for row in np.asarray(g):
+        np.testing.assert_allclose(row[[2, 5, 6]], np.asarray(want), rtol=1e-5, atol=1e-7)
+        assert not row[[0, 1, 3, 4, 7]].any(), row
     print("finite")
     """
 )
 
 
-def test_parallel_kl_reverse_over_reverse_with_pos_inf_q_logit():
+def test_parallel_kl_derivatives_at_pos_inf_and_large_q_logits():
     # An outside trial's find: reverse over reverse was NaN there (D = +inf, every
     # derivative 0), as on one device before; here in both arguments, beside a finite row.
+    # And the gradient in p's logits with q's logits huge off p's support.
     env = dict(
         os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
     )

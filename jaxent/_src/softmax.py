@@ -1179,14 +1179,22 @@ def _kl_stats(axis, a, b, mask):
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
     ma, mb = _shift(a, axis), _shift(b, axis)
+    # c: the maximum of b on p's support (finite logits of a), without a select. The gaps
+    # b - c are those of q's logits where p has mass: measured from b's maximum instead, a
+    # logit of q far above p's support (1e6) made them all huge, and the gradient in a,
+    # p (log p - log q - D), lost every digit to the cancellation with D.
+    c = _shift(b - _big(b.dtype) * _neg_inf(a), axis)
     ea = jnp.exp(a - ma)
     sa, sb = _sum(ea, axis), _sum(jnp.exp(b - mb), axis)
-    # sum p (log p - log q) from e_a = s_a p: two exponentials per entry pair, not three.
-    u = 2 * _sum(ea * (_half_gap(mb, b) - _half_gap(ma, a)), axis) / jnp.where(sa == 0, 1, sa)
+    # v = sum p ((a - m_a) - (b - c)) from e_a = s_a p: two exponentials per entry pair, not
+    # three; D = v + (m_b - c) + log s_b - log s_a. The derivative rule differentiates v (at
+    # higher orders): a -inf logit of a has a huge clamped gap and e_a = 0 (``_times_mass``).
+    gap = _half_gap(c, b) - _half_gap(ma, a)
+    v = 2 * _sum(_times_mass(ea, gap), axis) / jnp.where(sa == 0, 1, sa)
     # > 0 exactly where p has mass on a -inf of b: a finite logit of a is mass of p, even
     # where exp(a - m_a) underflows to 0.
     neg = _sum((1 - _neg_inf(a)) * _neg_inf(b), axis)
-    return ma, mb, sa, sb, u, neg
+    return ma, mb, c, sa, sb, v, neg
 
 
 def _pos_inf_q(axis: int):
@@ -1201,18 +1209,18 @@ def _pos_inf_q(axis: int):
 
 def _kl_parts(spec, a, b, mask, skip):
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
-    ma, mb, sa, sb, u, neg = _rows_stats(
+    ma, mb, c, sa, sb, v, neg = _rows_stats(
         _kl_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip, _pos_inf_q(spec.axis)
     )
     la, lb = _safe_log(sa), _safe_log(sb)
-    d = jnp.where(neg > 0, jnp.inf, u + (lb - la))
+    d = jnp.where(neg > 0, jnp.inf, v + (mb - c) + (lb - la))
     # A +inf logit of b: +inf (as vocabulary-parallel), not -inf + inf where the clamped
     # gaps' sum u overflows (which depends on how p's mass is spread).
     d = jnp.where((lb == jnp.inf) & (jnp.abs(la) < jnp.inf), jnp.inf, d)
     d = jnp.where(sa == 0, 0, d)
     if skip is not None:
         d = jnp.where(skip, 0, d)
-    return ct, ma, mb, sa, sb, la, lb, d
+    return ct, ma, mb, c, sa, sb, v, la, lb, d
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
@@ -1238,7 +1246,7 @@ def _kl_fast(ct, a, b):
 def _kl_jvp(spec, primals, tangents):
     a, b, mask, skip = primals
     da, db = tangents[:2]
-    ct, ma, mb, sa, sb, la, lb, d = _kl_parts(spec, a, b, mask, skip)
+    ct, ma, mb, c, sa, sb, v, la, lb, d = _kl_parts(spec, a, b, mask, skip)
     d = own_derivatives(
         d, lambda *args: jnp.expand_dims(_kl(spec, *args), spec.axis), a, b, mask, skip
     )
@@ -1252,7 +1260,7 @@ def _kl_jvp(spec, primals, tangents):
     af, bf = skipped_as_zero(_upcast(a, ct), gone), skipped_as_zero(_upcast(b, ct), gone)
     k = a.shape[spec.axis] if mask is None else jnp.maximum(_sum(mask, spec.axis), 1)
     k = jnp.asarray(k, ct)
-    ma, mb = jnp.where(gone, 0, ma), jnp.where(gone, 0, mb)
+    ma, mb, c, v = (jnp.where(gone, 0, x) for x in (ma, mb, c, v))
     sa, sb = jnp.where(gone, k, sa), jnp.where(gone, k, sb)
     la, lb = jnp.where(gone, jnp.log(k), la), jnp.where(gone, jnp.log(k), lb)
     if mask is not None:
@@ -1269,12 +1277,10 @@ def _kl_jvp(spec, primals, tangents):
         return x if skip is None else jnp.where(skip, 0, x)
 
     if not is_zero(da):
-        # dD/da_k = p_k (log p_k - log q_k - D)
-        half = _half_gap(mb, bf) - _half_gap(ma, af)
-        # d taken as 0 where it is +inf (those rows are zeroed): p (... - inf) would make
-        # reverse over reverse NaN.
-        d_fin = jnp.where(d == jnp.inf, 0, d)
-        coef = 2 * _times_mass(p, half) + p * ((lb - la) - d_fin)
+        # dD/da_k = p_k (log p_k - log q_k - D) = p_k ((a_k - m_a) - (b_k - c) - v): log s_a,
+        # log s_b and m_b - c cancel exactly, so no huge gap enters (see ``_kl_stats``).
+        half = _half_gap(c, bf) - _half_gap(ma, af)
+        coef = 2 * _times_mass(p, half) - p * v
         dout = dout + jnp.sum(kept(coef) * da.astype(ct), axis=spec.axis)
     if not is_zero(db):
         # dD/db_k = q_k sum(p) - p_k

@@ -98,12 +98,28 @@ class _Shifted:
       d: logits minus the shift; -inf at masked-out entries.
       e: exp(d), 0 at masked-out and -inf entries.
       shift: the row maximum over all shards, 0 where it is not finite.
+      also: where ``also`` is given, its row maximum over all shards (masked as z), 0 where
+        it is not finite.
     """
 
-    def __init__(self, z: jax.Array, mask: jax.Array | None, names: tuple[str, ...]):
+    def __init__(
+        self,
+        z: jax.Array,
+        mask: jax.Array | None,
+        names: tuple[str, ...],
+        also: jax.Array | None = None,
+    ):
         zm = z if mask is None else jnp.where(mask, z, -jnp.inf)
-        top = lax.pmax(lax.stop_gradient(jnp.max(zm, axis=-1, keepdims=True)), names)
-        self.shift = finite_or_zero(top)
+        tops = (
+            [zm]
+            if also is None
+            else [zm, also if mask is None else jnp.where(mask, also, -jnp.inf)]
+        )
+        tops = [lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True)) for x in tops]
+        tops = lax.pmax(tops, names)  # one collective for both maxima
+        self.shift = finite_or_zero(tops[0])
+        if also is not None:
+            self.also = finite_or_zero(tops[1])
         self.d = zm - self.shift
         self.e = jnp.exp(self.d)
 
@@ -453,20 +469,32 @@ def vocab_parallel_kl_divergence_from_logits(
 
 
 def _kl_parts(a, b, mask, names):
-    sa, sb = _Shifted(a, mask, names), _Shifted(b, mask, names)
-    positive = sa.e != 0  # NaN included: a NaN logit must give NaN, not be dropped
-    # A +inf logit in b makes log s_b, and so D, +inf: kept out of the sum (inf - inf).
-    cross = jnp.where(positive, sa.e * (sa.d - jnp.where(sb.d == jnp.inf, 0, sb.d)), 0)
+    sa = _Shifted(a, mask, names)
+    # c: the maximum of b on p's support (finite logits of a), found in the same pmax as
+    # b's own. The gaps b - c are those of q's logits where p has mass: measured from b's
+    # maximum instead, a logit of q far above p's support (1e6) made them all huge, and the
+    # gradient in a, p (log p - log q - D), lost every digit to the cancellation with D.
+    on_support = jnp.where(sa.d > -jnp.inf, b, -jnp.inf)
+    sb = _Shifted(b, mask, names, also=on_support)
+    xc = b - sb.also
+    # Terms where p > 0 (NaN included: a NaN logit of a must give NaN, not be dropped) and
+    # b - c is finite: a +inf logit of b makes log s_b, and so D, +inf, a -inf one on p's
+    # support is a hole (D = +inf), and a NaN one makes s_b NaN. Selected twice, so that the
+    # derivatives of v (the rule's, at higher orders) meet no 0 times inf.
+    used = (sa.e != 0) & (jnp.abs(xc) < jnp.inf)
+    cross = jnp.where(used, sa.e * jnp.where(used, sa.d - xc, 0), 0)
     # A finite logit of a is mass of p, even where exp(d_a) underflows to 0: on a -inf
     # logit of b it makes D +inf.
     hole = jnp.where((sa.d > -jnp.inf) & (sb.d == -jnp.inf), 1.0, 0.0).astype(sa.e.dtype)
-    s_a, s_b, c, holes = _row_sums(names, sa.e, sb.e, cross, hole)
+    s_a, s_b, cs, holes = _row_sums(names, sa.e, sb.e, cross, hole)
     log_sa, log_sb = log_or_neg_inf(s_a), log_or_neg_inf(s_b)
-    # sum_j p_j (d_a,j - log s_a - d_b,j + log s_b); +inf where q has no mass at all.
-    d = jnp.where(s_b == 0, jnp.inf, c / jnp.where(s_a == 0, 1, s_a) - log_sa + log_sb)
+    # v = sum_j p_j (d_a,j - (b_j - c)); D = v + (m_b - c) - log s_a + log s_b, +inf where q
+    # has no mass at all.
+    v = cs / jnp.where(s_a == 0, 1, s_a)
+    d = jnp.where(s_b == 0, jnp.inf, v + (sb.shift - sb.also) - log_sa + log_sb)
     d = jnp.where((holes > 0) & ~jnp.isnan(d), jnp.inf, d)  # a NaN logit stays NaN
     d = jnp.where(s_a == 0, 0, d)
-    return d, sa, sb, s_a, s_b, log_sa, log_sb
+    return d, sa, sb, s_a, s_b, log_sa, log_sb, xc, v
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
@@ -475,15 +503,15 @@ def _kl(a, b, mask, names):
 
 
 def _kl_rule_parts(a, b, mask, names):
-    """``_kl_parts``' arrays (d, d_a, e_a, d_b, e_b, s_a, s_b, log s_a, log s_b) as they are,
+    """``_kl_parts``' arrays (d, d_a, e_a, b - c, v, e_b, s_a, s_b, log s_a, log s_b) as they are,
     with the derivatives (higher orders) of rows where q has a +inf allowed logit taken as
     those of the rows read as 0: there D = +inf and every derivative is 0, and through
     their infinities differentiating the rule would meet 0 times inf. The extra row sum
     runs in the derivatives' pass only."""
 
     def arrays(a_, b_, mask_):
-        d, sa, sb, s_a, s_b, log_sa, log_sb = _kl_parts(a_, b_, mask_, names)
-        return d, sa.d, sa.e, sb.d, sb.e, s_a, s_b, log_sa, log_sb
+        d, sa, sb, s_a, s_b, log_sa, log_sb, xc, v = _kl_parts(a_, b_, mask_, names)
+        return d, sa.d, sa.e, xc, v, sb.e, s_a, s_b, log_sa, log_sb
 
     def flat(a_, b_, mask_):
         inf = b_ == jnp.inf
@@ -496,13 +524,13 @@ def _kl_rule_parts(a, b, mask, names):
 def _kl_jvp(names, primals, tangents):
     a, b, mask = primals
     da, db, _ = tangents
-    d, xa, ea, xb, eb, s_a, s_b, log_sa, log_sb = _kl_rule_parts(a, b, mask, names)
+    d, xa, ea, xc, v, eb, s_a, s_b, log_sa, log_sb = _kl_rule_parts(a, b, mask, names)
     # As the entropy's rule: d with this rule's derivatives, the shifted logits where p > 0.
     d = own_derivatives(d, lambda *args: _kl(*args, names)[..., None], a, b, mask)
     # Rows of D = +inf (every derivative 0) read as finite placeholders, so that
     # differentiating this rule meets no 0 times inf there.
     gone = d == jnp.inf
-    xa, xb = jnp.where(gone, 0, xa), jnp.where(gone, 0, xb)
+    xa, xc, v = jnp.where(gone, 0, xa), jnp.where(gone, 0, xc), jnp.where(gone, 0, v)
     ea, eb = jnp.where(gone, 1, ea), jnp.where(gone, 1, eb)
     s_a, s_b = jnp.where(gone, 1, s_a), jnp.where(gone, 1, s_b)
     log_sa, log_sb = jnp.where(gone, 0, log_sa), jnp.where(gone, 0, log_sb)
@@ -511,11 +539,11 @@ def _kl_jvp(names, primals, tangents):
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
     # NaN gradients in a throughout, and one with a NaN sum (a NaN logit) has them in b too.
     if not is_zero(da):
-        # Only where p > 0 and D is finite (the rows where D = +inf are zeroed below): log p
-        # or log q infinite in the terms made reverse over reverse NaN.
+        # p (log p - log q - D) = p ((a - m_a) - (b - c) - v): log s_a, log s_b and m_b - c
+        # cancel exactly (see ``_kl_parts``). Only where p > 0 and D is finite (the rows
+        # where D = +inf are zeroed below): infinite terms made reverse over reverse NaN.
         used = (p != 0) & (d != jnp.inf)
-        ratio = jnp.where(used, (xa - log_sa) - (xb - log_sb), 0)
-        grad = jnp.where(used, p * (ratio - jnp.where(used, d, 0)), 0)
+        grad = jnp.where(used, p * jnp.where(used, xa - xc - v, 0), 0)
         grad = jnp.where(d == jnp.inf, 0, grad)
         dd = dd + jnp.where(jnp.isnan(d), jnp.nan, grad) * da
     if not is_zero(db):
