@@ -1174,7 +1174,7 @@ def softmax_kl(
     return _kl(spec, a, b, mask, skip)
 
 
-def _kl_stats(axis, a, b, mask):
+def _kl_stats(axis, a, b, mask, support: bool = True):
     if mask is not None:
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
@@ -1182,8 +1182,10 @@ def _kl_stats(axis, a, b, mask):
     # c: the maximum of b on p's support (finite logits of a), without a select. The gaps
     # b - c are those of q's logits where p has mass: measured from b's maximum instead, a
     # logit of q far above p's support (1e6) made them all huge, and the gradient in a,
-    # p (log p - log q - D), lost every digit to the cancellation with D.
-    c = _shift(b - _big(b.dtype) * _neg_inf(a), axis)
+    # p (log p - log q - D), lost every digit to the cancellation with D. The value alone
+    # (``support`` false) takes c = m_b: D is as exact either way, and the extra reduction
+    # would cost the row-block loop one more block of scratch.
+    c = _shift(b - _big(b.dtype) * _neg_inf(a), axis) if support else mb
     ea = jnp.exp(a - ma)
     sa, sb = _sum(ea, axis), _sum(jnp.exp(b - mb), axis)
     # v = sum p ((a - m_a) - (b - c)) from e_a = s_a p: two exponentials per entry pair, not
@@ -1207,10 +1209,12 @@ def _pos_inf_q(axis: int):
     return still
 
 
-def _kl_parts(spec, a, b, mask, skip):
+def _kl_parts(spec, a, b, mask, skip, support: bool = False):
+    """The KL's statistics and value; ``support``: c (in ``_kl_stats``) for the rule."""
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
+    stats = functools.partial(_kl_stats, support=support)
     ma, mb, c, sa, sb, v, neg = _rows_stats(
-        _kl_stats, (a, b), mask, spec.axis, ct, spec.blocked, skip, _pos_inf_q(spec.axis)
+        stats, (a, b), mask, spec.axis, ct, spec.blocked, skip, _pos_inf_q(spec.axis)
     )
     la, lb = _safe_log(sa), _safe_log(sb)
     d = jnp.where(neg > 0, jnp.inf, v + (mb - c) + (lb - la))
@@ -1246,7 +1250,7 @@ def _kl_fast(ct, a, b):
 def _kl_jvp(spec, primals, tangents):
     a, b, mask, skip = primals
     da, db = tangents[:2]
-    ct, ma, mb, c, sa, sb, v, la, lb, d = _kl_parts(spec, a, b, mask, skip)
+    ct, ma, mb, c, sa, sb, v, la, lb, d = _kl_parts(spec, a, b, mask, skip, support=True)
     d = own_derivatives(
         d, lambda *args: jnp.expand_dims(_kl(spec, *args), spec.axis), a, b, mask, skip
     )
