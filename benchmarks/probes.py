@@ -21,7 +21,10 @@ the compiler's temp bytes, to show what bounds a fused kernel on this backend:
   the naive form, with each route's temp bytes; and the soft-label value-and-grad through
   both routes beside optax's;
 - ``masked``: the entropy and KL from logits and the soft- and integer-label cross-entropy
-  with a per-row ``where`` beside the same call unmasked, forward and value-and-grad.
+  with a per-row ``where`` beside the same call unmasked, forward and value-and-grad;
+- ``kl_support``: the KL from logits beside optax's on log-softmaxes, forward and
+  value-and-grad, on its exact route (fewer rows than ``_FAST_MIN_ROWS``) and at long rows,
+  where it reads q's maximum on p's support.
 
 ``--quick`` runs them on tiny shapes (a smoke test; its timings mean nothing).
 """
@@ -316,7 +319,32 @@ def masked(shape, repeats: int) -> list[str]:
     return out
 
 
-PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route", "masked")
+def kl_support(shapes, repeats: int) -> list[str]:
+    """``kl_divergence_from_logits`` beside optax's KL on log-softmaxes, forward and
+    value-and-grad (each pair's calls interleaved), on the routes that read q's maximum on
+    p's support: fewer rows than the whole-array route takes, and long rows."""
+    out = []
+    for shape in shapes:
+        kp, kq = jax.random.split(jax.random.key(0))
+        p = jax.random.normal(kp, shape, jnp.float32) * 3
+        q = jax.random.normal(kq, shape, jnp.float32) * 3
+        for suffix, wrap in (("fwd", lambda f: f), ("vg", _vg)):
+            group = {
+                f"jaxent {suffix}": wrap(je.kl_divergence_from_logits),
+                f"optax {suffix}": wrap(_optax_kl),
+            }
+            times = _timed(group, (p, q), repeats)
+            ratio = times[f"jaxent {suffix}"] / times[f"optax {suffix}"]
+            out += [
+                f"| kl_support | {list(shape)} | float32 | {k} | {v:.1f} | |"
+                for k, v in times.items()
+            ]
+            label = f"jaxent / optax {suffix}"
+            out.append(f"| kl_support | {list(shape)} | float32 | {label} | {ratio:.3f} | |")
+    return out
+
+
+PROBES = ("loop", "bf16_loop", "int_vg", "routes", "fast_route", "masked", "kl_support")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -340,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         "routes": lambda: routes(big[0], big[1], repeats),
         "fast_route": lambda: fast_route(big[0], repeats),
         "masked": lambda: masked((big[0][0] // 2, big[0][1] // 4), repeats),
+        "kl_support": lambda: kl_support(
+            ((big[0][0] // 2, big[0][1] // 4), (big[1][0] // 4, big[1][1])), repeats
+        ),
     }
     print(f"device: {jax.devices()[0].device_kind}; jax {jax.__version__}")
     print("| probe | shape | dtype | variant | median ms (or temp) | x copy |")

@@ -198,6 +198,7 @@ def test_probes_quick_run_prints_every_probe(capsys):
         "routes",
         "fast_route",
         "masked",
+        "kl_support",
     }
     assert all(r.count("|") == 7 for r in rows), rows
     # Rows shorter than the blocked threshold (all of them here): their whole statistics.
