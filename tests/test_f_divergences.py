@@ -494,6 +494,41 @@ def test_js_accurate_for_nearly_equal_distributions():
         np.testing.assert_allclose(got, want, rtol=2e-7 / eps + 1e-5)
 
 
+# An outside trial's find: where one probability is under the float's epsilon times the
+# other, (p - q) / (p + q) rounds to -1 and the slope log1p of it was -inf: the gradient was
+# inf and NaN (float32 logits [0, -20] against [0, 0]), where log(2p / (p + q)) is finite.
+@pytest.mark.parametrize("gap", [-20.0, -40.0, -80.0])
+def test_js_gradients_where_one_probability_is_far_below_the_other(gap):
+    a = jnp.array([[0.0, gap, 1.0], [gap, 0.5, -1.0]], jnp.float32)
+    b = jnp.array([[0.0, 0.0, 1.0], [0.0, gap, 2.0]], jnp.float32)
+
+    def want_grads(a, b):
+        p, q = special.softmax(a, -1), special.softmax(b, -1)
+        g_p = 0.5 * np.log(2 * p / (p + q))
+        g_q = 0.5 * np.log(2 * q / (p + q))
+        da = p * (g_p - (p * g_p).sum(-1, keepdims=True))
+        db = q * (g_q - (q * g_q).sum(-1, keepdims=True))
+        return da, db, p, q, g_p, g_q
+
+    da, db, p, q, g_p, g_q = want_grads(f64(a), f64(b))
+    total = lambda a, b: je.js_divergence_from_logits(a, b).sum()  # noqa: E731
+    got = jax.grad(total, (0, 1))(a, b)
+    np.testing.assert_allclose(got[0], da, atol=1e-6)
+    np.testing.assert_allclose(got[1], db, atol=1e-6)
+    # Probabilities: the slopes themselves, float32 (relative: they are large).
+    gp, gq = jax.grad(lambda x, y: je.js_divergence(x, y).sum(), (0, 1))(
+        jnp.asarray(p, jnp.float32), jnp.asarray(q, jnp.float32)
+    )
+    np.testing.assert_allclose(gp, g_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(gq, g_q, rtol=1e-5, atol=1e-6)
+    # Second derivatives: finite, the same in every composition.
+    f = lambda a: je.js_divergence_from_logits(a, b).sum()  # noqa: E731
+    hs = [jax.hessian(f)(a), jax.jacrev(jax.grad(f))(a), jax.hessian(jax.jit(f))(a)]
+    for h in hs:
+        assert np.all(np.isfinite(np.asarray(h)))
+        np.testing.assert_allclose(h, hs[0], atol=1e-6)
+
+
 # Dtype contract.
 
 

@@ -741,8 +741,14 @@ def _js_slope(x: jax.Array, y: jax.Array) -> jax.Array:
     """d/dx of a Jensen-Shannon term: log(2x/(x + y)) / 2 = log1p(d) / 2; reported as 0 at
     x = 0, where it diverges."""
     ok = x > 0
-    _, d = _half_sum_and_gap_ratio(x, y, ok)
-    return jnp.where(ok, 0.5 * jnp.log1p(d), 0)
+    half, d = _half_sum_and_gap_ratio(x, y, ok)
+    # 1 + d = x / half, taken as that ratio where x is well below y: there 1 + d rounds to 0
+    # once x / y is under the float's epsilon (log1p(d) = -inf where the slope is finite,
+    # log(2 x / (x + y))). Both branches are kept finite under their selects.
+    far = d < -0.5
+    ratio = x / jnp.where(far, half, 1)
+    slope = jnp.where(far, jnp.log(jnp.where(far, ratio, 1)), jnp.log1p(jnp.where(far, 0, d)))
+    return jnp.where(ok, 0.5 * slope, 0)
 
 
 @jax.custom_jvp
