@@ -694,6 +694,18 @@ _POS_INF_Q_SCRIPT = textwrap.dedent(
     for row in np.asarray(g):
         np.testing.assert_allclose(row[[2, 5, 6]], np.asarray(want), rtol=1e-5, atol=1e-7)
         assert not row[[0, 1, 3, 4, 7]].any(), row
+    # And where p is tiny but not 0 under q's 1e6 and 1e8 (another trial's find): the
+    # closed form p (log p + H(p) - (b - sum p b)) on p's support, in float64.
+    a = a.at[0, 0].set(-20.0).at[1, 7].set(-90.0)
+    g = np.asarray(jax.jit(jax.grad(lambda a: kl(a, b).sum()))(a))
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    on = a64 > -np.inf
+    la = np.where(on, a64 - np.log(np.sum(np.exp(a64), -1, keepdims=True)), 0)
+    p = np.where(on, np.exp(la), 0)
+    h = -np.sum(p * la, -1, keepdims=True)
+    pb = np.sum(np.where(on, p * b64, 0), -1, keepdims=True)
+    want = np.where(on, p * (la + h - (b64 - pb)), 0)
+    np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
     print("finite")
     """
 )

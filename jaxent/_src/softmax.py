@@ -1179,13 +1179,13 @@ def _kl_stats(axis, a, b, mask, support: bool = True):
         a = jnp.where(mask, a, -jnp.inf)
         b = jnp.where(mask, b, -jnp.inf)
     ma, mb = _shift(a, axis), _shift(b, axis)
-    # c: the maximum of b on p's support (finite logits of a), without a select. The gaps
-    # b - c are those of q's logits where p has mass: measured from b's maximum instead, a
-    # logit of q far above p's support (1e6) made them all huge, and the gradient in a,
-    # p (log p - log q - D), lost every digit to the cancellation with D. The value alone
-    # (``support`` false) takes c = m_b: D is as exact either way, and the extra reduction
-    # would cost the row-block loop one more block of scratch.
-    c = _shift(b - _big(b.dtype) * _neg_inf(a), axis) if support else mb
+    # c: q's logit at p's mode (the largest there, for ties). The gaps b - c are then small
+    # where p has its mass: measured from b's maximum instead, a logit of q far above
+    # those (1e6, also where p is tiny but not 0) made them all huge, and the gradient in
+    # a, p (log p - log q - D), lost every digit to the cancellation with D. The value
+    # alone (``support`` false) takes c = m_b: D is as exact either way, and the extra
+    # reduction would cost the row-block loop one more block of scratch.
+    c = _shift(jnp.where(a == ma, b, -jnp.inf), axis) if support else mb
     ea = jnp.exp(a - ma)
     sa, sb = _sum(ea, axis), _sum(jnp.exp(b - mb), axis)
     # v = sum p ((a - m_a) - (b - c)) from e_a = s_a p: two exponentials per entry pair, not
@@ -1210,7 +1210,8 @@ def _pos_inf_q(axis: int):
 
 
 def _kl_parts(spec, a, b, mask, skip, support: bool = False):
-    """The KL's statistics and value; ``support``: c (in ``_kl_stats``) for the rule."""
+    """The KL's statistics and value; ``support``: c at p's mode (``_kl_stats``), for the
+    rule."""
     ct = jnp.result_type(a.dtype, b.dtype, jnp.float32)
     stats = functools.partial(_kl_stats, support=support)
     ma, mb, c, sa, sb, v, neg = _rows_stats(

@@ -470,12 +470,13 @@ def vocab_parallel_kl_divergence_from_logits(
 
 def _kl_parts(a, b, mask, names):
     sa = _Shifted(a, mask, names)
-    # c: the maximum of b on p's support (finite logits of a), found in the same pmax as
-    # b's own. The gaps b - c are those of q's logits where p has mass: measured from b's
-    # maximum instead, a logit of q far above p's support (1e6) made them all huge, and the
-    # gradient in a, p (log p - log q - D), lost every digit to the cancellation with D.
-    on_support = jnp.where(sa.d > -jnp.inf, b, -jnp.inf)
-    sb = _Shifted(b, mask, names, also=on_support)
+    # c: q's logit at p's mode (the largest there, for ties), found in the same pmax as b's
+    # maximum. The gaps b - c are then small where p has its mass: measured from b's
+    # maximum instead, a logit of q far above those (1e6, also where p is tiny but not 0)
+    # made them all huge, and the gradient in a, p (log p - log q - D), lost every digit to
+    # the cancellation with D.
+    at_mode = jnp.where(sa.d == 0, b, -jnp.inf)
+    sb = _Shifted(b, mask, names, also=at_mode)
     xc = b - sb.also
     # Terms where p > 0 (NaN included: a NaN logit of a must give NaN, not be dropped) and
     # b - c is finite: a +inf logit of b makes log s_b, and so D, +inf, a -inf one on p's
