@@ -586,42 +586,17 @@ def _q_bad(b, mask):
 
 
 def _renyi_stats(a, b, beta, mask):
-    """Per-row (m_a, s_a, m_b, s_b, c, the power mean's row values, sum p dG/dp, sum r) of a
+    """Per-row (m_a, s_a, m_b, s_b, the power mean's row values, sum p dG/dp, sum r) of a
     block of rows."""
     sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
-    c = _q_at_mode(sa, b, mask)
-    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, _neg_log_q_from(sb.log_s, b, c, mask))
+    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, sb.neg_log_p())
     rows = _lpm_rows(p, v, beta, -1, lp)
     _, r, pdp = _lpm_cells(p, v, beta, rows, lp)
     big_p = jnp.sum(pdp, -1, keepdims=True)
     big_r = jnp.sum(r, -1, keepdims=True)
     # A +inf (or NaN) allowed logit of q gives NaN, as one of p does.
     rows = rows._replace(g=jnp.where(_q_bad(b, mask), jnp.nan, rows.g))
-    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), c, *rows, big_p, big_r
-
-
-def _q_at_mode(sa, b, mask):
-    """c: q's logit at p's mode (the largest there, for ties; 0 where not finite). The
-    divergence is a power mean of v = log p - log q, and shifting v shifts it: measured as
-    log p - (b - c), v is small where p has its mass, so that a logit of q far above those
-    (1e8) does not make every v huge, and the slopes (e^(beta v - k), v - G) cancel."""
-    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
-    c = jax.lax.stop_gradient(jnp.max(jnp.where(sa.d == 0, bm, -jnp.inf), -1, keepdims=True))
-    return jnp.where(jnp.isfinite(c), c, 0)
-
-
-def _neg_log_q_from(log_sb, b, c, mask):
-    """-log q + (log s_b + m_b - c): c - b, +inf at -inf (or masked) entries of b and in rows
-    where q has no finite logit."""
-    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
-    return jnp.where(log_sb == -jnp.inf, jnp.inf, c - bm)
-
-
-def _renyi_value(rows, sb, mb, c):
-    """D = G(v) + log s_b + m_b - c (see ``_q_at_mode``); G as it is where infinite, NaN or
-    the row empty."""
-    shift = jnp.log(jnp.where(sb > 0, sb, 1)) + mb - c
-    return jnp.where(rows.dead | jnp.isnan(rows.g), rows.g, rows.g + shift)
+    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), *rows, big_p, big_r
 
 
 def _renyi_lp_p_v(d, log_s, p, neg_log_q):
@@ -645,29 +620,28 @@ def _renyi_parts(spec, a, b, beta, mask, skip):
         return _renyi_stats(fb[0], fb[1], rb[0], mk)
 
     out = _row_blocks(fn, (a, b, mfull), (beta,), (mconst,), ct, a.shape, skip)
-    ma, sa, mb, sb, c = out[:5]
-    rows = _LpmRows(*out[5:-2])
+    ma, sa, mb, sb = out[:4]
+    rows = _LpmRows(*out[4:-2])
     big_p, big_r = out[-2:]
-    return ct, ma, sa, mb, sb, c, rows, big_p, big_r
+    return ct, ma, sa, mb, sb, rows, big_p, big_r
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _renyi_logits(spec, a, b, beta, mask, skip):
-    _, _, _, mb, sb, c, rows, _, _ = _renyi_parts(spec, a, b, beta, mask, skip)
-    g = _renyi_value(rows, sb, mb, c)
+    g = _renyi_parts(spec, a, b, beta, mask, skip)[5].g
     if skip is not None:
         g = jnp.where(skip, 0, g)
     return jnp.squeeze(g, -1)
 
 
-def _renyi_cells(af, bf, beta, ma, sa, c, sb, rows, p_of):
+def _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, p_of):
     """p and v of each entry from the per-row shifts and sums (``p_of``: ``softmax._p`` or
     ``_p_apart``, so that the two gradients' passes do not share them), and the slopes of
     the power mean there: (p, dG/dp, r, p dG/dp)."""
     p = p_of(af, ma, sa)
     log_sa = jnp.where(sa > 0, jnp.log(jnp.where(sa > 0, sa, 1)), -jnp.inf)
     log_sb = jnp.where(sb > 0, jnp.log(jnp.where(sb > 0, sb, 1)), -jnp.inf)
-    neg_log_q = _neg_log_q_from(log_sb, bf, c, None)
+    neg_log_q = jnp.where(log_sb == -jnp.inf, jnp.inf, log_sb - (bf - mb))
     # log p and its support written apart, too (the same value; shared, they would be stored).
     d, log_s = (af - ma, log_sa) if p_of is _p else (af, log_sa + ma)
     lp, p, v = _renyi_lp_p_v(d, log_s, p, neg_log_q)
@@ -678,12 +652,12 @@ def _renyi_cells(af, bf, beta, ma, sa, c, sb, rows, p_of):
 def _renyi_logits_jvp(spec, primals, tangents):
     a, b, beta, mask, skip = primals
     da, db, dbeta = tangents[:3]
-    ct, ma, sa, mb, sb, c, rows, big_p, big_r = _renyi_parts(spec, a, b, beta, mask, skip)
+    ct, ma, sa, mb, sb, rows, big_p, big_r = _renyi_parts(spec, a, b, beta, mask, skip)
 
     def kept(x):
         return x if skip is None else jnp.where(skip, 0, x)
 
-    out = jnp.squeeze(kept(_renyi_value(rows, sb, mb, c)), -1)
+    out = jnp.squeeze(kept(rows.g), -1)
     dout = jnp.zeros_like(out)
     af, bf = skipped_as_zero(_upcast(a, ct), skip), skipped_as_zero(_upcast(b, ct), skip)
     if mask is not None:
@@ -693,11 +667,11 @@ def _renyi_logits_jvp(spec, primals, tangents):
     # dD/da = p (dG/dp - P) + r - p R, and dD/db = q R - r. Each gradient's pass writes
     # what it needs elementwise from the logits and the per-row values.
     if not is_zero(da):
-        p, _, r, pdp = _renyi_cells(af, bf, beta, ma, sa, c, sb, rows, _p)
+        p, _, r, pdp = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p)
         coef = kept(pdp - p * big_p + r - p * big_r)
         dout = dout + jnp.sum(coef * da.astype(ct), axis=-1)
     if not is_zero(db):
-        _, _, r, _ = _renyi_cells(af, bf, beta, ma, sa, c, sb, rows, _p_apart)
+        _, _, r, _ = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p_apart)
         coef = kept(_p(bf, mb, sb) * big_r - r)
         dout = dout + jnp.sum(coef * db.astype(ct), axis=-1)
     if not is_zero(dbeta):
