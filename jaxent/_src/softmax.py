@@ -1220,7 +1220,7 @@ def _kl_parts(spec, a, b, mask, skip, support: bool = False):
     la, lb = _safe_log(sa), _safe_log(sb)
     d = jnp.where(neg > 0, jnp.inf, v + (mb - c) + (lb - la))
     # A +inf logit of b: +inf (as vocabulary-parallel), not -inf + inf where the clamped
-    # gaps' sum u overflows (which depends on how p's mass is spread).
+    # gaps' sum v overflows (which depends on how p's mass is spread).
     d = jnp.where((lb == jnp.inf) & (jnp.abs(la) < jnp.inf), jnp.inf, d)
     d = jnp.where(sa == 0, 0, d)
     if skip is not None:
@@ -1251,7 +1251,7 @@ def _kl_fast(ct, a, b):
 def _kl_jvp(spec, primals, tangents):
     a, b, mask, skip = primals
     da, db = tangents[:2]
-    ct, ma, mb, c, sa, sb, v, la, lb, d = _kl_parts(spec, a, b, mask, skip, support=True)
+    ct, ma, mb, c, sa, sb, v, _, _, d = _kl_parts(spec, a, b, mask, skip, support=True)
     d = own_derivatives(
         d, lambda *args: jnp.expand_dims(_kl(spec, *args), spec.axis), a, b, mask, skip
     )
@@ -1267,7 +1267,6 @@ def _kl_jvp(spec, primals, tangents):
     k = jnp.asarray(k, ct)
     ma, mb, c, v = (jnp.where(gone, 0, x) for x in (ma, mb, c, v))
     sa, sb = jnp.where(gone, k, sa), jnp.where(gone, k, sb)
-    la, lb = jnp.where(gone, jnp.log(k), la), jnp.where(gone, jnp.log(k), lb)
     if mask is not None:
         af = jnp.where(mask, af, -jnp.inf)
         bf = jnp.where(mask, bf, -jnp.inf)

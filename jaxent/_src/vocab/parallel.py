@@ -504,15 +504,15 @@ def _kl(a, b, mask, names):
 
 
 def _kl_rule_parts(a, b, mask, names):
-    """``_kl_parts``' arrays (d, d_a, e_a, b - c, v, e_b, s_a, s_b, log s_a, log s_b) as they are,
+    """``_kl_parts``' arrays (d, d_a, e_a, b - c, v, e_b, s_a, s_b) as they are,
     with the derivatives (higher orders) of rows where q has a +inf allowed logit taken as
     those of the rows read as 0: there D = +inf and every derivative is 0, and through
     their infinities differentiating the rule would meet 0 times inf. The extra row sum
     runs in the derivatives' pass only."""
 
     def arrays(a_, b_, mask_):
-        d, sa, sb, s_a, s_b, log_sa, log_sb, xc, v = _kl_parts(a_, b_, mask_, names)
-        return d, sa.d, sa.e, xc, v, sb.e, s_a, s_b, log_sa, log_sb
+        d, sa, sb, s_a, s_b, _, _, xc, v = _kl_parts(a_, b_, mask_, names)
+        return d, sa.d, sa.e, xc, v, sb.e, s_a, s_b
 
     def flat(a_, b_, mask_):
         inf = b_ == jnp.inf
@@ -525,7 +525,7 @@ def _kl_rule_parts(a, b, mask, names):
 def _kl_jvp(names, primals, tangents):
     a, b, mask = primals
     da, db, _ = tangents
-    d, xa, ea, xc, v, eb, s_a, s_b, log_sa, log_sb = _kl_rule_parts(a, b, mask, names)
+    d, xa, ea, xc, v, eb, s_a, s_b = _kl_rule_parts(a, b, mask, names)
     # As the entropy's rule: d with this rule's derivatives, the shifted logits where p > 0.
     d = own_derivatives(d, lambda *args: _kl(*args, names)[..., None], a, b, mask)
     # Rows of D = +inf (every derivative 0) read as finite placeholders, so that
@@ -534,7 +534,6 @@ def _kl_jvp(names, primals, tangents):
     xa, xc, v = jnp.where(gone, 0, xa), jnp.where(gone, 0, xc), jnp.where(gone, 0, v)
     ea, eb = jnp.where(gone, 1, ea), jnp.where(gone, 1, eb)
     s_a, s_b = jnp.where(gone, 1, s_a), jnp.where(gone, 1, s_b)
-    log_sa, log_sb = jnp.where(gone, 0, log_sa), jnp.where(gone, 0, log_sb)
     p = _probabilities(ea, s_a)
     dd = jnp.zeros_like(a)
     # As on one device: every derivative is 0 where D is +inf; a row whose D is NaN has
