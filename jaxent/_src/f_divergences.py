@@ -301,12 +301,15 @@ def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None):
     dp_off = jnp.where(finite_off & ~top, -1 / (b_safe * rows.total), 0)
     dp = jnp.where(fin, jnp.where(top, 0, dp_fin), dp_off)
     dp = jnp.where(dead, 0, dp)
-    # p dp: on the finite support from the log-weights (p may underflow there), elsewhere
-    # as it is (0 off the support; p times the one-sided slope where v = +inf).
+    # p dp: on the finite support from the log-weights (p may underflow there, and dp
+    # overflow), elsewhere p times the one-sided slope (0 off the support). That branch
+    # reads dp_off, not dp: a product with an infinite dp, though unselected, would make
+    # the second derivatives NaN.
     pdp_near = _w_expm1_over_x(lw, x) * (t - rows.g_fin)
     pdp_far = _w_expm1(lw, x) / rows.bf
     live = fin & ~top & ~dead
-    pdp = jnp.where(live, jnp.where(near, pdp_near, pdp_far), jnp.where(live, 0, p) * dp)
+    pdp_rest = jnp.where(fin | dead, 0, p) * dp_off
+    pdp = jnp.where(live, jnp.where(near, pdp_near, pdp_far), pdp_rest)
     return dp, r, pdp
 
 
