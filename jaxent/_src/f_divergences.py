@@ -140,6 +140,7 @@ class _LpmRows(NamedTuple):
     dead: jax.Array  # g infinite or the row empty: every slope 0
     lse: jax.Array  # the log-sum-exp of the far form
     v_max: jax.Array  # the largest v on the support
+    key_max: jax.Array  # the largest tie key on the support (see ``_lpm_rows``)
     n_ties: jax.Array  # how many support entries reach it
 
 
@@ -176,7 +177,7 @@ def _w_expm1_over_x_slope(lw, x):
     return jnp.where(big, far, jnp.exp(lw) * expm1_over_x_slope(x * ~big))
 
 
-def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
+def _lpm_rows(p, v, beta, axis, lp=None, key=None) -> _LpmRows:
     r"""The Rényi power mean G of ``v`` under the weights ``p``, per row, with the per-row
     values its slopes are written from.
 
@@ -193,7 +194,12 @@ def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
     :math:`\log(1 + S)/S \cdot S/\beta` with :math:`S = \sum w\,\mathrm{expm1}(\beta v)`,
     free of 0/0. (Where :math:`|k| > 1/2` the log-sum-exp is exact, and S could overflow
     or cancel against -1.)
+
+    At :math:`\beta = \infty` the slopes share 1 among the entries where ``key`` (v when
+    not given) is largest: a key computed alike in every pass (v itself may be computed
+    from different roundings of log p in the passes that write the slopes).
     """
+    key = v if key is None else key
     lp = _log_weights(p, lp)
     sup = lp > -jnp.inf
     inf_v = sup & (v == jnp.inf)
@@ -247,8 +253,9 @@ def _lpm_rows(p, v, beta, axis, lp=None) -> _LpmRows:
     g_fin = jnp.where(dead, 0, g)
     k = jnp.where(near, k_near, k_far)
     k = jnp.where(dead | top, 0, k)
-    n_ties = jnp.sum(sup & (v == v_max), axis, keepdims=True)
-    rows = _LpmRows(g, g, total, near, top, bn, bf, g_fin, k, dead, lse, v_max, n_ties)
+    key_max = jnp.max(jnp.where(sup, key, -jnp.inf), axis, keepdims=True)
+    n_ties = jnp.sum(sup & (key == key_max), axis, keepdims=True)
+    rows = _LpmRows(g, g, total, near, top, bn, bf, g_fin, k, dead, lse, v_max, key_max, n_ties)
     # dG/dbeta.
     x = _lpm_exponent(t, fin, rows)
     dx = (t - g_fin) ** 2 * _w_expm1_over_x_slope(lw, x)
@@ -272,7 +279,7 @@ def _lpm_r_far(lp, t, fin, rows: _LpmRows) -> jax.Array:
     return jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(rows.lse), rows.lse, 0)), 0)
 
 
-def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None):
+def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None, key=None):
     """The slopes of G in each ``p`` (holding v), ``dp``, and each ``v`` (the escort weights
     r), elementwise from the entries and their row's values, with ``p dp`` (finite where p
     underflows); 0 where G is infinite or the row empty."""
@@ -286,7 +293,7 @@ def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None):
     # Escort weights r = w e^x = dG/dv; at alpha = inf the argmax, ties shared.
     r_near = jnp.exp(lw + x)
     r_far = _lpm_r_far(lp, t, fin, rows)
-    ties = sup & (v == rows.v_max)
+    ties = sup & ((v if key is None else key) == rows.key_max)
     r_top = ties / jnp.maximum(rows.n_ties, 1).astype(t.dtype)
     r = jnp.where(top, r_top, jnp.where(near, r_near, r_far))
     r = jnp.where(dead, 0, r)
@@ -573,9 +580,20 @@ def _renyi_unfused(p_logits, q_logits, order_, dtype, axis, where):
     """The Rényi divergence from whole softmax arrays (see ``log_power_mean``)."""
     a, b, mask, _ = _logit_pair(p_logits, q_logits, axis, where)
     beta = per_example_order(order_, dtype) - 1
-    sa, sb = ShiftedLogits(a.astype(dtype), mask, -1), ShiftedLogits(b.astype(dtype), mask, -1)
-    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, sb.neg_log_p())
+    a, b = a.astype(dtype), b.astype(dtype)
+    sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
+    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
+    lp = _renyi_lp(sa.d, sa.log_s)
+    c, peak = _escort_peak(lp, bm, beta, sb.m, sb.log_s)
+    lp, p, v = _renyi_lp_p_v(lp, sa.p, _neg_log_q(c, peak, bm, sb.m, sb.log_s))
     d = log_power_mean(p, v, beta, jax.lax.stop_gradient(lp))
+    d = d + jnp.squeeze(_renyi_offset(lp, c, peak, sb.m, sb.log_s), -1)
+    # At alpha = inf as ``_renyi_stats`` (exactly 0 at p = q).
+    sup = lp > -jnp.inf
+    key_max = jnp.max(jnp.where(sup, a - b, -jnp.inf), -1, keepdims=True)
+    g_top = key_max + (sb.m - sa.m) + (sb.log_s - sa.log_s)
+    use = (beta == jnp.inf) & jnp.any(sup, -1, keepdims=True)
+    d = jnp.where(jnp.squeeze(use, -1) & jnp.isfinite(d), jnp.squeeze(g_top, -1), d)
     q_bad = _q_bad(b, mask)
     return jnp.where(jnp.squeeze(q_bad, -1), jnp.nan, d)
 
@@ -589,23 +607,78 @@ def _q_bad(b, mask):
 
 
 def _renyi_stats(a, b, beta, mask):
-    """Per-row (m_a, s_a, m_b, s_b, the power mean's row values, sum p dG/dp, sum r) of a
-    block of rows."""
+    """Per-row (m_a, s_a, m_b, s_b, c, peak, the power mean's row values, sum p dG/dp,
+    sum r) of a block of rows; G is that of v measured as ``_escort_peak`` sets, and its
+    value g is the divergence."""
     sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
-    lp, p, v = _renyi_lp_p_v(sa.d, sa.log_s, sa.p, sb.neg_log_p())
-    rows = _lpm_rows(p, v, beta, -1, lp)
-    _, r, pdp = _lpm_cells(p, v, beta, rows, lp)
+    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
+    lp = _renyi_lp(sa.d, sa.log_s)
+    c, peak = _escort_peak(lp, bm, beta, sb.m, sb.log_s)
+    lp, p, v = _renyi_lp_p_v(lp, sa.p, _neg_log_q(c, peak, bm, sb.m, sb.log_s))
+    # Ties at alpha = inf by a - b (the largest log p - log q), as the slopes' passes read it.
+    rows = _lpm_rows(p, v, beta, -1, lp, a - b)
+    _, r, pdp = _lpm_cells(p, v, beta, rows, lp, a - b)
     big_p = jnp.sum(pdp, -1, keepdims=True)
     big_r = jnp.sum(r, -1, keepdims=True)
+    g = rows.g + _renyi_offset(lp, c, peak, sb.m, sb.log_s)
+    # At alpha = inf, D = max(a - b) - lse(a) + lse(b) on the support: exactly 0 at p = q.
+    g_top = rows.key_max + (sb.m - sa.m) + (sb.log_s - sa.log_s)
+    g = jnp.where(rows.top & ~rows.dead & jnp.isfinite(g), g_top, g)
     # A +inf (or NaN) allowed logit of q gives NaN, as one of p does.
-    rows = rows._replace(g=jnp.where(_q_bad(b, mask), jnp.nan, rows.g))
-    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), *rows, big_p, big_r
+    rows = rows._replace(g=jnp.where(_q_bad(b, mask), jnp.nan, g))
+    return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), c, peak, *rows, big_p, big_r
 
 
-def _renyi_lp_p_v(d, log_s, p, neg_log_q):
-    """log p (exact where p underflows), p and v = log p - log q of each entry; the support
-    is every finite logit of p (NaN included, so that a NaN logit gives NaN)."""
-    lp = jnp.where(log_s == -jnp.inf, -jnp.inf, d - log_s)
+def _renyi_lp(d, log_s):
+    """log p from the shifted logits and their log-sum (exact where p underflows); -inf
+    off the support and in rows without one."""
+    return jnp.where(log_s == -jnp.inf, -jnp.inf, d - log_s)
+
+
+# How far (in nats) q's logit where the escort weights peak may lie below lse(q) before v
+# is measured from that logit rather than from lse(q).
+_FRAME_SHIFT = 16.0
+
+
+def _escort_peak(lp, bm, beta, mb, log_sb):
+    r"""Where v = log p - log q is measured from, per row (keepdims): (c, peak).
+
+    c is the logit of q where the escort weights :math:`p^\alpha q^{1-\alpha}` peak on
+    p's support (the largest :math:`\alpha \log p - \beta b`; at :math:`\alpha =
+    \infty` the largest :math:`\log p - b`; the largest such logit at ties). Where it lies
+    more than ``_FRAME_SHIFT`` below lse(q) (``peak``), the power mean is taken of
+    v - (lse(b) - c) = log p - (b - c), whose dominant entries are of the order of log p
+    whatever q's logits elsewhere: log p - log q would carry lse(b) into them and lose
+    them under a huge logit of q (1e8 in float32). G shifts with v, so the value adds
+    lse(b) - c back (``_renyi_offset``). Elsewhere v is log p - log q as it is, exactly 0
+    where p = q."""
+    top = beta == jnp.inf
+    bt = jnp.where(top, 1, beta)
+    on = (lp > -jnp.inf) & jnp.isfinite(bm)
+    score = jnp.where(on, (bt + 1) * jnp.where(on, lp, 0) - bt * jnp.where(on, bm, 0), -jnp.inf)
+    best = jnp.max(score, -1, keepdims=True)
+    c = jnp.max(jnp.where(on & (score == best), bm, -jnp.inf), -1, keepdims=True)
+    c = jax.lax.stop_gradient(jnp.where(jnp.isfinite(c), c, mb))
+    peak = jax.lax.stop_gradient((mb - c) + log_sb > _FRAME_SHIFT)
+    return c, peak
+
+
+def _neg_log_q(c, peak, bm, mb, log_sb):
+    """-log q, or c - b where v is measured from c (``peak``); +inf where q is 0."""
+    v_q = jnp.where(peak, c - bm, log_sb - (bm - mb))
+    return jnp.where(log_sb == -jnp.inf, jnp.inf, v_q)
+
+
+def _renyi_offset(lp, c, peak, mb, log_sb):
+    """lse(b) - c where v is measured from c, added to its power mean; 0 elsewhere and in
+    rows without support or without a finite logit of q (there the value is set apart)."""
+    ok = jnp.any(lp > -jnp.inf, -1, keepdims=True) & (log_sb > -jnp.inf) & peak
+    return jnp.where(ok, (mb - c) + jnp.where(ok, log_sb, 0), 0)
+
+
+def _renyi_lp_p_v(lp, p, neg_log_q):
+    """log p, p and v = log p - log q (measured as ``neg_log_q`` is) of each entry; the
+    support is every finite logit of p (NaN included, so that a NaN logit gives NaN)."""
     positive = lp != -jnp.inf
     v = jnp.where(positive, lp + neg_log_q, -jnp.inf)
     return jnp.where(positive, lp, -jnp.inf), jnp.where(positive, p, 0), v
@@ -623,39 +696,38 @@ def _renyi_parts(spec, a, b, beta, mask, skip):
         return _renyi_stats(fb[0], fb[1], rb[0], mk)
 
     out = _row_blocks(fn, (a, b, mfull), (beta,), (mconst,), ct, a.shape, skip)
-    ma, sa, mb, sb = out[:4]
-    rows = _LpmRows(*out[4:-2])
+    ma, sa, mb, sb, c, peak = out[:6]
+    rows = _LpmRows(*out[6:-2])
     big_p, big_r = out[-2:]
-    return ct, ma, sa, mb, sb, rows, big_p, big_r
+    return ct, ma, sa, mb, sb, (c, peak), rows, big_p, big_r
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _renyi_logits(spec, a, b, beta, mask, skip):
-    g = _renyi_parts(spec, a, b, beta, mask, skip)[5].g
+    g = _renyi_parts(spec, a, b, beta, mask, skip)[6].g
     if skip is not None:
         g = jnp.where(skip, 0, g)
     return jnp.squeeze(g, -1)
 
 
-def _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, p_of):
+def _renyi_cells(af, bf, beta, ma, sa, mb, sb, frame, rows, p_of):
     """p and v of each entry from the per-row shifts and sums (``p_of``: ``softmax._p`` or
     ``_p_apart``, so that the two gradients' passes do not share them), and the slopes of
     the power mean there: (p, dG/dp, r, p dG/dp)."""
     p = p_of(af, ma, sa)
     log_sa = jnp.where(sa > 0, jnp.log(jnp.where(sa > 0, sa, 1)), -jnp.inf)
     log_sb = jnp.where(sb > 0, jnp.log(jnp.where(sb > 0, sb, 1)), -jnp.inf)
-    neg_log_q = jnp.where(log_sb == -jnp.inf, jnp.inf, log_sb - (bf - mb))
     # log p and its support written apart, too (the same value; shared, they would be stored).
     d, log_s = (af - ma, log_sa) if p_of is _p else (af, log_sa + ma)
-    lp, p, v = _renyi_lp_p_v(d, log_s, p, neg_log_q)
-    dp, r, pdp = _lpm_cells(p, v, beta, rows, lp)
+    lp, p, v = _renyi_lp_p_v(_renyi_lp(d, log_s), p, _neg_log_q(*frame, bf, mb, log_sb))
+    dp, r, pdp = _lpm_cells(p, v, beta, rows, lp, af - bf)
     return p, dp, r, pdp
 
 
 def _renyi_logits_jvp(spec, primals, tangents):
     a, b, beta, mask, skip = primals
     da, db, dbeta = tangents[:3]
-    ct, ma, sa, mb, sb, rows, big_p, big_r = _renyi_parts(spec, a, b, beta, mask, skip)
+    ct, ma, sa, mb, sb, frame, rows, big_p, big_r = _renyi_parts(spec, a, b, beta, mask, skip)
 
     def kept(x):
         return x if skip is None else jnp.where(skip, 0, x)
@@ -670,11 +742,11 @@ def _renyi_logits_jvp(spec, primals, tangents):
     # dD/da = p (dG/dp - P) + r - p R, and dD/db = q R - r. Each gradient's pass writes
     # what it needs elementwise from the logits and the per-row values.
     if not is_zero(da):
-        p, _, r, pdp = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p)
+        p, _, r, pdp = _renyi_cells(af, bf, beta, ma, sa, mb, sb, frame, rows, _p)
         coef = kept(pdp - p * big_p + r - p * big_r)
         dout = dout + jnp.sum(coef * da.astype(ct), axis=-1)
     if not is_zero(db):
-        _, _, r, _ = _renyi_cells(af, bf, beta, ma, sa, mb, sb, rows, _p_apart)
+        _, _, r, _ = _renyi_cells(af, bf, beta, ma, sa, mb, sb, frame, rows, _p_apart)
         coef = kept(_p(bf, mb, sb) * big_r - r)
         dout = dout + jnp.sum(coef * db.astype(ct), axis=-1)
     if not is_zero(dbeta):
