@@ -655,7 +655,8 @@ def _escort_peak(lp, bm, beta, mb, log_sb):
     top = beta == jnp.inf
     bt = jnp.where(top, 1, beta)
     on = (lp > -jnp.inf) & jnp.isfinite(bm)
-    score = jnp.where(on, (bt + 1) * jnp.where(on, lp, 0) - bt * jnp.where(on, bm, 0), -jnp.inf)
+    # (Off ``on`` the product may be NaN; unselected, and c takes no gradient.)
+    score = jnp.where(on, (bt + 1) * lp - bt * bm, -jnp.inf)
     best = jnp.max(score, -1, keepdims=True)
     c = jnp.max(jnp.where(on & (score == best), bm, -jnp.inf), -1, keepdims=True)
     c = jax.lax.stop_gradient(jnp.where(jnp.isfinite(c), c, mb))
@@ -664,8 +665,9 @@ def _escort_peak(lp, bm, beta, mb, log_sb):
 
 
 def _neg_log_q(c, peak, bm, mb, log_sb):
-    """-log q, or c - b where v is measured from c (``peak``); +inf where q is 0."""
-    v_q = jnp.where(peak, c - bm, log_sb - (bm - mb))
+    """-log q = log s_b - (b - m_b), or c - b = 0 - (b - c) where v is measured from c
+    (``peak``): one form, with its row values chosen; +inf where q is 0."""
+    v_q = jnp.where(peak, 0, log_sb) - (bm - jnp.where(peak, c, mb))
     return jnp.where(log_sb == -jnp.inf, jnp.inf, v_q)
 
 
