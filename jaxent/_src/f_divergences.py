@@ -582,18 +582,15 @@ def _renyi_unfused(p_logits, q_logits, order_, dtype, axis, where):
     beta = per_example_order(order_, dtype) - 1
     a, b = a.astype(dtype), b.astype(dtype)
     sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
-    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
-    lp = _renyi_lp(sa.d, sa.log_s)
-    c, peak = _escort_peak(lp, bm, beta, sb.m, sb.log_s)
-    lp, p, v = _renyi_lp_p_v(lp, sa.p, _neg_log_q(c, peak, bm, sb.m, sb.log_s))
+    lp, p, v, _, offset = _renyi_v(a, b, beta, mask, sa, sb)
     d = log_power_mean(p, v, beta, jax.lax.stop_gradient(lp))
-    d = d + jnp.squeeze(_renyi_offset(lp, c, peak, sb.m, sb.log_s), -1)
-    # At alpha = inf as ``_renyi_stats`` (exactly 0 at p = q).
+    d = d + jnp.squeeze(offset, -1)
     sup = lp > -jnp.inf
     key_max = jnp.max(jnp.where(sup, a - b, -jnp.inf), -1, keepdims=True)
-    g_top = key_max + (sb.m - sa.m) + (sb.log_s - sa.log_s)
     use = (beta == jnp.inf) & jnp.any(sup, -1, keepdims=True)
-    d = jnp.where(jnp.squeeze(use, -1) & jnp.isfinite(d), jnp.squeeze(g_top, -1), d)
+    d = jnp.where(
+        jnp.squeeze(use, -1) & jnp.isfinite(d), jnp.squeeze(_renyi_top(key_max, sa, sb), -1), d
+    )
     q_bad = _q_bad(b, mask)
     return jnp.where(jnp.squeeze(q_bad, -1), jnp.nan, d)
 
@@ -611,22 +608,33 @@ def _renyi_stats(a, b, beta, mask):
     sum r) of a block of rows; G is that of v measured as ``_escort_peak`` sets, and its
     value g is the divergence."""
     sa, sb = ShiftedLogits(a, mask, -1), ShiftedLogits(b, mask, -1)
-    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
-    lp = _renyi_lp(sa.d, sa.log_s)
-    c, peak = _escort_peak(lp, bm, beta, sb.m, sb.log_s)
-    lp, p, v = _renyi_lp_p_v(lp, sa.p, _neg_log_q(c, peak, bm, sb.m, sb.log_s))
+    lp, p, v, (c, peak), offset = _renyi_v(a, b, beta, mask, sa, sb)
     # Ties at alpha = inf by a - b (the largest log p - log q), as the slopes' passes read it.
     rows = _lpm_rows(p, v, beta, -1, lp, a - b)
     _, r, pdp = _lpm_cells(p, v, beta, rows, lp, a - b)
     big_p = jnp.sum(pdp, -1, keepdims=True)
     big_r = jnp.sum(r, -1, keepdims=True)
-    g = rows.g + _renyi_offset(lp, c, peak, sb.m, sb.log_s)
-    # At alpha = inf, D = max(a - b) - lse(a) + lse(b) on the support: exactly 0 at p = q.
-    g_top = rows.key_max + (sb.m - sa.m) + (sb.log_s - sa.log_s)
-    g = jnp.where(rows.top & ~rows.dead & jnp.isfinite(g), g_top, g)
+    g = rows.g + offset
+    g = jnp.where(rows.top & ~rows.dead & jnp.isfinite(g), _renyi_top(rows.key_max, sa, sb), g)
     # A +inf (or NaN) allowed logit of q gives NaN, as one of p does.
     rows = rows._replace(g=jnp.where(_q_bad(b, mask), jnp.nan, g))
     return sa.m, jnp.exp(sa.log_s), sb.m, jnp.exp(sb.log_s), c, peak, *rows, big_p, big_r
+
+
+def _renyi_v(a, b, beta, mask, sa, sb):
+    """log p, p and v of each entry, v measured as ``_escort_peak`` sets; (c, peak); and
+    the offset the value adds back (``_renyi_offset``)."""
+    bm = b if mask is None else jnp.where(mask, b, -jnp.inf)
+    lp = _renyi_lp(sa.d, sa.log_s)
+    c, peak = _escort_peak(lp, bm, beta, sb.m, sb.log_s)
+    lp, p, v = _renyi_lp_p_v(lp, sa.p, _neg_log_q(c, peak, bm, sb.m, sb.log_s))
+    return lp, p, v, (c, peak), _renyi_offset(lp, c, peak, sb.m, sb.log_s)
+
+
+def _renyi_top(key_max, sa, sb):
+    """At alpha = inf, D = max(a - b) - lse(a) + lse(b) over p's support (``key_max`` the
+    largest a - b there): exactly 0 at p = q."""
+    return key_max + (sb.m - sa.m) + (sb.log_s - sa.log_s)
 
 
 def _renyi_lp(d, log_s):
