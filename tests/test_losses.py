@@ -741,3 +741,34 @@ def test_masked_entries_get_zero_gradient_even_in_a_nan_row(name, bad):
     }[name]
     assert jax.grad(f)(z)[3] == 0
     assert jax.jit(jax.grad(f))(z)[3] == 0
+
+
+# An outside trial's find: an infinite class weight (1/count of a class absent from the
+# data) on a class whose target is 0 made every row NaN (inf times 0) where the targets are
+# built in the fused passes: a class mask, or soft labels. Such a term is 0.
+@pytest.mark.parametrize("rows, k", [(1, 4), (5000, 4), (2, 70000)])
+def test_infinite_class_weight_on_a_zero_target_takes_no_part(rows, k):
+    rng = np.random.default_rng(0)
+    z = jnp.asarray(rng.normal(size=(rows, k)), jnp.float32)
+    y = jnp.asarray(rng.integers(0, k - 1, rows))
+    w = jnp.ones(k, jnp.float32).at[1].set(2.0).at[k - 1].set(jnp.inf)
+    lsm = jax.nn.log_softmax(z.astype(jnp.float64))
+    want = -np.asarray(w, np.float64)[y] * np.take_along_axis(np.asarray(lsm), y[:, None], 1)[:, 0]
+    calls = {
+        "int": lambda z: je.softmax_cross_entropy_with_integer_labels(z, y, class_weights=w),
+        "int, class mask": lambda z: je.softmax_cross_entropy_with_integer_labels(
+            z, y, class_weights=w, where=jnp.ones((1, k), bool)),
+        "soft": lambda z: je.softmax_cross_entropy(z, jax.nn.one_hot(y, k), class_weights=w),
+        "soft, class mask": lambda z: je.softmax_cross_entropy(
+            z, jax.nn.one_hot(y, k), class_weights=w, where=jnp.ones((rows, k), bool)),
+    }
+    g_ref = jax.grad(lambda z: calls["int"](z).sum())(z)
+    for name, f in calls.items():
+        np.testing.assert_allclose(f(z), want, rtol=1e-5, err_msg=name)
+        g = jax.grad(lambda z: f(z).sum())(z)
+        assert np.all(np.isfinite(np.asarray(g))), name
+        np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-7, err_msg=name)
+    # With smoothing the inf-weighted class has target mass: the loss is +inf.
+    smoothed = je.softmax_cross_entropy_with_integer_labels(
+        z[:1], y[:1], class_weights=w, label_smoothing=0.1)
+    assert smoothed[0] == jnp.inf

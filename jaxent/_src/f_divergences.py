@@ -22,7 +22,7 @@ import numpy as np
 
 from . import arguments
 from .divergences import _pair
-from .numerics import is_zero
+from .numerics import held_at_zero, is_zero
 from .softmax import (
     ShiftedLogits,
     _mask_parts,
@@ -35,8 +35,11 @@ from .softmax import (
     skipped_as_zero,
 )
 
-# |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
-_NEAR = 0.25
+# |alpha - 1| up to which the Rényi power mean takes its form without cancellation (near
+# alpha = 1, and wherever |k| <= 1/2, where the far form's log-sum-exp rounds: 6e-8 at p = q
+# and alpha = 2, where this form gives 0); beyond it, beta v could overflow where the far
+# form's terms do not.
+_NEAR = 1.0
 
 
 def _two(
@@ -189,7 +192,7 @@ def _lpm_rows(p, v, beta, axis, lp=None, key=None) -> _LpmRows:
 
     0 for a row without support. ``v`` may be +inf on the support (a zero of q under p):
     G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. By
-    log-sum-exp, except where that cancels: near :math:`\beta = 0` while
+    log-sum-exp, except where that cancels or rounds: for :math:`|\beta| \le 1` while
     :math:`k = \beta G` is small (:math:`|k| \le 1/2`), where it is computed as
     :math:`\log(1 + S)/S \cdot S/\beta` with :math:`S = \sum w\,\mathrm{expm1}(\beta v)`,
     free of 0/0. (Where :math:`|k| > 1/2` the log-sum-exp is exact, and S could overflow
@@ -231,7 +234,7 @@ def _lpm_rows(p, v, beta, axis, lp=None, key=None) -> _LpmRows:
     lse = jnp.log(jnp.sum(jnp.exp(a - a_max), axis, keepdims=True)) + a_max
     k_far = lse - log_total
     g_far = k_far / b_far
-    near = (jnp.abs(beta) <= _NEAR) & ((jnp.abs(k_far) <= 0.5) | (beta == 0))
+    near = (beta == 0) | ((jnp.abs(beta) <= _NEAR) & (jnp.abs(k_far) <= 0.5))
     bn = jnp.where(near, beta, 0)
     bf = jnp.where(near | top, 1, beta)
     neg = bn < 0
@@ -274,9 +277,12 @@ def _lpm_exponent(t, fin, rows: _LpmRows) -> jax.Array:
 
 
 def _lpm_r_far(lp, t, fin, rows: _LpmRows) -> jax.Array:
-    """The escort weights of the far form, exp(log p + beta v - lse)."""
-    a = jnp.where(fin, lp + rows.bf * t, -jnp.inf)
-    return jnp.where(fin, jnp.exp(a - jnp.where(jnp.isfinite(rows.lse), rows.lse, 0)), 0)
+    """The escort weights of the far form, exp(log p + beta v - lse); 0 in the rows that
+    take the near form (there ``bf`` is 1, not the beta of ``lse``: e^(log p + v - lse)
+    could overflow, and its derivatives, though unselected, be NaN)."""
+    use = fin & ~rows.near
+    a = jnp.where(use, lp + rows.bf * t, -jnp.inf)
+    return jnp.where(use, jnp.exp(a - jnp.where(jnp.isfinite(rows.lse), rows.lse, 0)), 0)
 
 
 def _lpm_cells(p, v, beta, rows: _LpmRows, lp=None, key=None):
@@ -409,8 +415,10 @@ def renyi_divergence(
     Negative, NaN or +inf entries inside the mask give NaN; so does a traced negative or
     NaN :math:`\alpha`. Where q's mass on the support of p is at most p's, the divergence
     is at least :math:`D_0 \ge 0`, and a value that rounding leaves below 0 (identical
-    inputs give a few ulps below) is returned as 0 with gradient 0; incomplete
-    distributions with more mass in q keep their negative values.
+    inputs give a few ulps below) is returned as 0, its derivatives those of the value
+    computed (the function is 0 there to rounding, its slope need not be: in the order at
+    order 0, :math:`\mathrm{KL}(q \| p)`); incomplete distributions with more mass in q
+    keep their negative values.
 
     Gradients: exact where finite. In :math:`p_i = 0`, where the one-sided slope
     :math:`-1/((\alpha - 1) \sum p)` is finite (:math:`\alpha > 1`, :math:`q_i > 0`), that
@@ -469,10 +477,10 @@ def renyi_divergence(
     w = jnp.where(x >= 0, x, 0)
     d = log_power_mean(w, v, beta)
     # D >= D_0 = -log(Q / P) >= 0 where q's mass Q on the support of p is at most p's mass
-    # P: a value below 0 there is rounding, held at 0 (gradient 0). Elsewhere (incomplete
+    # P: a value below 0 there is rounding, held at 0 (its slope kept). Elsewhere (incomplete
     # distributions, Q > P) the divergence can be truly negative and is left as computed.
     mass_q = jnp.sum(jnp.where(w > 0, y, 0), -1)
-    d = jnp.where((d < 0) & (mass_q <= jnp.sum(w, -1)), 0, d)
+    d = held_at_zero(d, (d < 0) & (mass_q <= jnp.sum(w, -1)))
     d = jnp.where(_invalid(x, y) | ~(a >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
 
@@ -499,7 +507,7 @@ def renyi_divergence_from_logits(
     gradient 0; a -inf logit in ``b`` where ``a``'s is finite gives +inf for
     :math:`\alpha \ge 1` and takes no part below 1. A fully masked row gives 0; a +inf or
     NaN allowed logit gives NaN. A value that rounding leaves below 0 (identical inputs) is
-    returned as 0, with gradient 0.
+    returned as 0, with the derivatives of the value computed (see ``renyi_divergence``).
 
     Memory: the logits are read as they are (half precision upcast inside the pass), a
     block of rows at a time: the row maxima and sums, the power mean in its form for each
@@ -570,8 +578,8 @@ def renyi_divergence_from_logits(
 
         # Orders on axes before the per-example ones: one fused pass per order.
         d = jax.vmap(one)(beta).reshape(shape) if extra else one(beta[0])
-    # Two distributions: D >= 0, and a value below 0 is rounding, held at 0 (gradient 0).
-    d = plus_zero(jnp.where(d < 0, 0, d))
+    # Two distributions: D >= 0, and a value below 0 is rounding, held at 0 (slope kept).
+    d = plus_zero(held_at_zero(d, d < 0))
     d = jnp.where(~(order_ >= 0), jnp.nan, d)
     return arguments.in_base(d, base)
 

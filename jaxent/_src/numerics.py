@@ -25,6 +25,14 @@ def negated(x: jax.Array) -> jax.Array:
     return 0 - x
 
 
+def held_at_zero(d: jax.Array, below: jax.Array) -> jax.Array:
+    """``d`` held at 0 where ``below`` (a value that rounding left below its bound 0), its
+    derivatives those of ``d``: the function is 0 there to rounding, but its slope need
+    not be (the Rényi divergence's in the order, at order 0 with p of full support, is
+    KL(q || p); nearly equal distributions' in p and q)."""
+    return d - jax.lax.stop_gradient(jnp.where(below, d, 0))
+
+
 @jax.custom_jvp
 def xlogx(x: jax.Array) -> jax.Array:
     r""":math:`x \log x` with :math:`0 \log 0 = 0`; NaN for negative x."""

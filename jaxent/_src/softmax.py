@@ -644,7 +644,8 @@ def _targets(spec: XentSpec, ct, shape, y, cw, lw, labels, mask, axis: int):
         count = shape[axis] if mask is None else jnp.maximum(_sum(mask, axis), 1)
         t = (1 - spec.smoothing) * big_y + spec.smoothing / count
     if cw is not None:
-        t = t * cw.astype(ct)
+        # A term with w_j t_j = 0 is 0, an infinite class weight on a zero target included.
+        t = jnp.where(t == 0, 0, t * cw.astype(ct))
     if mask is not None and (spec.smoothing or cw is not None):
         t = jnp.where(mask, t, 0)
     return t

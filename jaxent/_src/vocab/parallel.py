@@ -33,7 +33,7 @@ from jax import lax
 
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
-from ..numerics import is_zero, log_or_neg_inf
+from ..numerics import held_at_zero, is_zero, log_or_neg_inf
 from ..softmax import _plain_derivatives, own_derivatives
 from . import streaming
 from .stats import RowStats, finite_or_zero, grad_coefficients, log_sum_exp, loss_from_stats
@@ -237,7 +237,8 @@ def vocab_parallel_softmax_cross_entropy(
         count = allowed if isinstance(allowed, int) else allowed[..., None]
         t = t + opts.per_class(count)
     if weights is not None:
-        t = t * weights.astype(dtype)
+        # A zero target takes no part, under an infinite class weight too (as on one device).
+        t = jnp.where(t == 0, 0, t * weights.astype(dtype))
     keep = ca.expand(~status.skipped)
     mask = keep if class_mask is None else class_mask & keep
     # Masked classes take no part (their weights, even NaN, included); an invalid label's
@@ -415,7 +416,8 @@ def vocab_parallel_kl_divergence_from_logits(
     contribute 0 and get gradient 0; a -inf logit in ``b`` where ``a``'s is finite, or a
     +inf one, gives +inf, with every derivative 0 in that row. A fully masked row gives 0.
     Where D is NaN (a NaN logit, or +inf in ``a``) the gradient in ``a`` is NaN throughout
-    the row, as on one device.
+    the row, as on one device; a value that rounding leaves below 0 is returned as 0, with
+    the derivatives above, as on one device.
 
     Args:
       p_logits: this device's shard of the reference distribution's logits, ``[..., V/n]``.
@@ -465,7 +467,8 @@ def vocab_parallel_kl_divergence_from_logits(
     ca, a = _logits_and_mask(p_logits, where, "p_logits", dtype)
     a, b = sh.vary(a, ca.clean(ca.layout(q_logits).astype(dtype), 0))
     d = _kl(a, b, ca.mask, sh.names)
-    return arguments.in_units(d, ln_b)
+    # D >= 0: a value below 0 is rounding, held at 0 (as ``kl_divergence_from_logits``).
+    return arguments.in_units(held_at_zero(d, d < 0), ln_b)
 
 
 def _kl_parts(a, b, mask, names):
