@@ -856,3 +856,30 @@ def test_kl_of_nearly_equal_logits_is_not_negative():
     np.testing.assert_allclose(jax.grad(je.kl_divergence_from_logits, 1)(p, q), want, rtol=1e-2)
     rows = jnp.stack([p, q, p])
     assert np.all(np.asarray(je.kl_divergence_from_logits(rows, rows[::-1])) >= 0)
+
+
+# A sixth outside trial's finds, open (each also in the version before this change).
+@pytest.mark.xfail(strict=True, reason="float32 CE of a confident row rounds to 0 (open)")
+def test_cross_entropy_of_a_confident_row():
+    # log1p(e^-17) = 4.14e-8 (as sigmoid_binary_cross_entropy gives); lse(z) - z_0 rounds
+    # to 0 in float32, and the gradient at the label with it.
+    z = jnp.array([17.0, 0.0], jnp.float32)
+    np.testing.assert_allclose(
+        je.softmax_cross_entropy_with_integer_labels(z, 0), 4.1399375e-8, rtol=1e-3
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="float32 entropy of a confident row 5.6% low (open)")
+def test_entropy_of_a_confident_row():
+    # mpmath: 2.2356e-6; the -p_0 log p_0 term is lost in float32.
+    z = jnp.array([17.0, 0.0, 0.0, 0.0], jnp.float32)
+    np.testing.assert_allclose(je.entropy_from_logits(z), 2.2356e-6, rtol=1e-3)
+
+
+@pytest.mark.xfail(strict=True, reason="weighted integer-label CE overflows at 3e38 (open)")
+def test_weighted_integer_label_cross_entropy_at_the_largest_logits():
+    # 0.5 (lse(z) - z_2) = 3e38, representable; the soft-label form gives it.
+    z = jnp.array([[3e38, 3e38, -3e38]], jnp.float32)
+    w = jnp.array([1.0, 2.0, 0.5], jnp.float32)
+    got = je.softmax_cross_entropy_with_integer_labels(z, jnp.array([2]), class_weights=w)
+    np.testing.assert_allclose(got, [3e38], rtol=1e-6)

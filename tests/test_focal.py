@@ -745,3 +745,19 @@ def test_softmax_focal_loss_infinite_logits_follow_the_cross_entropy():
     z, c = jnp.array([[-jnp.inf, -jnp.inf]]), jnp.array([0])
     g = jax.grad(lambda x: je.softmax_focal_loss(x, c).sum())(z)
     np.testing.assert_array_equal(g, jax.grad(lambda x: ce(x, c).sum())(z))
+
+
+# A sixth outside trial's finds, open (each also in the version before this change).
+@pytest.mark.xfail(strict=True, reason="focal loss label gradient NaN at a -inf logit (open)")
+def test_sigmoid_focal_label_gradient_at_an_infinite_logit():
+    # The value is +inf; the gradient in the label tends to +inf (float64 at -1e300:
+    # 2.5e299), as sigmoid_binary_cross_entropy's does.
+    g = jax.grad(lambda y: je.sigmoid_focal_loss(jnp.float32(-jnp.inf), y, alpha=0.25))
+    assert g(jnp.float32(1.0)) == jnp.inf
+
+
+@pytest.mark.xfail(strict=True, reason="focal loss label gradient overflows at 2e38 (open)")
+def test_sigmoid_focal_label_gradient_at_the_largest_logits():
+    # float64: -1.5e38, representable in float32.
+    g = jax.grad(lambda y: je.sigmoid_focal_loss(jnp.float32(2e38), y))(jnp.float32(0.5))
+    np.testing.assert_allclose(g, -1.5e38, rtol=1e-5)

@@ -721,3 +721,21 @@ def test_nmi_of_a_table_without_cells_is_that_of_empty_labelings():
     assert je.normalized_mutual_information(jnp.zeros((0, 3))) == 1
     np.testing.assert_array_equal(je.normalized_mutual_information(jnp.zeros((2, 3, 0))), 1)
     assert je.normalized_mutual_information(jnp.ones((2, 2)), where=jnp.zeros((2, 2), bool)) == 0
+
+
+# An outside trial's find: the conditional entropy and mutual information from logits
+# returned one per-row output per column of the table, so tracing grew with its size
+# (13 s an eager call at [2, 1000], over two minutes at [2, 40000]). The program must not
+# grow with the table.
+@pytest.mark.parametrize(
+    "f", [je.conditional_entropy_from_logits, je.mutual_information_from_logits]
+)
+def test_program_size_does_not_grow_with_the_table(f):
+    def size(shape):
+        z = jax.ShapeDtypeStruct(shape, jnp.float32)
+        text = str(jax.make_jaxpr(jax.value_and_grad(lambda z: f(z).sum()))(z))
+        return len(text)
+
+    small, large = size((2, 8)), size((2, 4000))
+    assert large < 1.2 * small, (small, large)
+    assert size((3, 4000)) < 1.2 * size((3, 8))

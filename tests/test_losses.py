@@ -757,18 +757,21 @@ def test_infinite_class_weight_on_a_zero_target_takes_no_part(rows, k):
     calls = {
         "int": lambda z: je.softmax_cross_entropy_with_integer_labels(z, y, class_weights=w),
         "int, class mask": lambda z: je.softmax_cross_entropy_with_integer_labels(
-            z, y, class_weights=w, where=jnp.ones((1, k), bool)),
+            z, y, class_weights=w, where=jnp.ones((1, k), bool)
+        ),
         "soft": lambda z: je.softmax_cross_entropy(z, jax.nn.one_hot(y, k), class_weights=w),
         "soft, class mask": lambda z: je.softmax_cross_entropy(
-            z, jax.nn.one_hot(y, k), class_weights=w, where=jnp.ones((rows, k), bool)),
+            z, jax.nn.one_hot(y, k), class_weights=w, where=jnp.ones((rows, k), bool)
+        ),
     }
     g_ref = jax.grad(lambda z: calls["int"](z).sum())(z)
     for name, f in calls.items():
         np.testing.assert_allclose(f(z), want, rtol=1e-5, err_msg=name)
-        g = jax.grad(lambda z: f(z).sum())(z)
+        g = jax.grad(lambda z, f=f: f(z).sum())(z)
         assert np.all(np.isfinite(np.asarray(g))), name
         np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-7, err_msg=name)
     # With smoothing the inf-weighted class has target mass: the loss is +inf.
     smoothed = je.softmax_cross_entropy_with_integer_labels(
-        z[:1], y[:1], class_weights=w, label_smoothing=0.1)
+        z[:1], y[:1], class_weights=w, label_smoothing=0.1
+    )
     assert smoothed[0] == jnp.inf

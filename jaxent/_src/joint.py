@@ -499,8 +499,9 @@ def _joint_layout(joint_logits, axes, where, symmetric: bool):
 
 
 def _joint_stats(spec: _JointSpec):
-    """Per table of a block: the measure, the shift m, the sum s and the sums over B (one
-    value per a) and over A (one per b), as columns."""
+    """Per table of a block: the measure, the shift m, the sum s, and the sums over B
+    ([R, A]) and over A ([R, B]): one output each, whatever the table's size (an output per
+    column made tracing grow with the table: minutes for a [2, 40000] one)."""
     a, b = spec.shape
 
     def stats(axis, z, mask):
@@ -512,8 +513,7 @@ def _joint_stats(spec: _JointSpec):
             value = negated(jl.expectation(jl.log_cond))
         else:
             value = jl.expectation(jl.rho)
-        cols = [jl.sa[:, i, :] for i in range(a)] + [jl.sb[:, :, i] for i in range(b)]
-        return value[:, None], jl.m[:, 0], jl.s[:, 0], *cols
+        return value[:, None], jl.m[:, 0], jl.s[:, 0], jl.sa[:, :, 0], jl.sb[:, 0, :]
 
     return stats
 
@@ -523,10 +523,10 @@ def _joint_parts(spec: _JointSpec, z, mask, skip):
     a, b = spec.shape
     ct = jnp.result_type(z.dtype, jnp.float32)
     out = _rows_stats(_joint_stats(spec), (z,), mask, -1, ct, True)
-    value, m, s = out[:3]
+    value, m, s, sa, sb = out
     lead = z.shape[:-1]
-    sa = jnp.concatenate(out[3 : 3 + a], axis=-1).reshape((*lead, a, 1))
-    sb = jnp.concatenate(out[3 + a :], axis=-1).reshape((*lead, 1, b))
+    sa = sa.reshape((*lead, a, 1))
+    sb = sb.reshape((*lead, 1, b))
     m, s = (x.reshape((*lead, 1, 1)) for x in (m, s))
     value = value[..., 0]
     if skip is not None:

@@ -489,7 +489,7 @@ def _rows_at_once(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
 
     fb = tuple(up(x) for x in full)
     rb = tuple(None if x is None else x.reshape(n, 1) for x in rows)
-    return tuple(o.reshape((*shape[:-1], 1)) for o in fn(fb, rb, consts))
+    return tuple(o.reshape((*shape[:-1], o.shape[-1])) for o in fn(fb, rb, consts))
 
 
 def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
@@ -498,7 +498,8 @@ def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
     ``full`` holds arrays of the logits' ``shape`` (classes last; None allowed), ``rows``
     per-row arrays (the shape with the last axis 1; None allowed), ``consts`` arrays that
     broadcast along the rows (passed whole). ``fn`` returns a tuple of per-row arrays of
-    shape ``[R, 1]``; the result is the tuple reshaped to ``shape[:-1] + (1,)``.
+    shape ``[R, c]`` (c values a row, 1 for most); the result is the tuple reshaped to
+    ``shape[:-1] + (c,)``.
 
     On XLA's CPU backend a reduction of exp over whole rows is split from its select-holding
     neighbours, and their operands are stored whole (several copies of the logits); a block
@@ -541,7 +542,7 @@ def _row_blocks_impl(fn, full: tuple, rows: tuple, consts: tuple, ct, shape):
         return fn(fb, tuple(cut(x, i * r) for x in xs_rows), consts)
 
     out = jax.lax.map(step, jnp.arange(n // r, dtype=jnp.int32))
-    return tuple(o.reshape((*shape[:-1], 1)) for o in out)
+    return tuple(o.reshape((*shape[:-1], o.shape[-1])) for o in out)
 
 
 def skipped_as_zero(x: jax.Array | None, skip: jax.Array | None) -> jax.Array | None:
