@@ -770,6 +770,23 @@ def test_infinite_class_weight_on_a_zero_target_takes_no_part(rows, k):
         g = jax.grad(lambda z, f=f: f(z).sum())(z)
         assert np.all(np.isfinite(np.asarray(g))), name
         np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-7, err_msg=name)
+    # The gradient in soft labels keeps the class weight where a label is 0 (a review's
+    # find: choosing t, not the weight, zeroed it): -c_j log softmax(z)_j, float64.
+    cw = jnp.array([1.0, 2.0, 3.0, 4.0], jnp.float32)
+    z4 = jnp.array([[1.0, 2.0, 0.5, -1.0]], jnp.float32)
+    y4 = jnp.array([[1.0, 0.0, 0.0, 0.0]], jnp.float32)
+    lsm4 = np.asarray(jax.nn.log_softmax(z4.astype(jnp.float64)))
+    for where in (None, jnp.ones((1, 4), bool)):
+
+        def soft(y, w=where):
+            return je.softmax_cross_entropy(z4, y, class_weights=cw, where=w).sum()
+
+        np.testing.assert_allclose(jax.grad(soft)(y4), -np.asarray(cw) * lsm4, rtol=1e-5)
+        tangent = jax.jvp(soft, (y4,), (jnp.ones_like(y4),))[1]
+        np.testing.assert_allclose(tangent, -(np.asarray(cw) * lsm4).sum(), rtol=1e-5)
+    # A NaN class weight gives NaN, on a zero target too.
+    nan_w = cw.at[2].set(jnp.nan)
+    assert np.isnan(je.softmax_cross_entropy(z4, y4, class_weights=nan_w)[0])
     # With smoothing the inf-weighted class has target mass: the loss is +inf.
     smoothed = je.softmax_cross_entropy_with_integer_labels(
         z[:1], y[:1], class_weights=w, label_smoothing=0.1

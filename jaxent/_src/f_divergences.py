@@ -35,11 +35,11 @@ from .softmax import (
     skipped_as_zero,
 )
 
-# |alpha - 1| up to which the Rényi power mean takes its form without cancellation (near
-# alpha = 1, and wherever |k| <= 1/2, where the far form's log-sum-exp rounds: 6e-8 at p = q
-# and alpha = 2, where this form gives 0); beyond it, beta v could overflow where the far
-# form's terms do not.
-_NEAR = 1.0
+# |alpha - 1| up to which the Rényi power mean takes its form without cancellation near 1.
+# (Wider, it would give 0 at p = q for alpha up to 2, where the far form's log-sum-exp
+# rounds to 6e-8; but its slope in beta squares v - G, which overflows at |v| of about
+# 2e19: a logit of -1e30 used as a mask made d/dalpha NaN at orders 0 and 0.5.)
+_NEAR = 0.25
 
 
 def _two(
@@ -192,7 +192,7 @@ def _lpm_rows(p, v, beta, axis, lp=None, key=None) -> _LpmRows:
 
     0 for a row without support. ``v`` may be +inf on the support (a zero of q under p):
     G = +inf for :math:`\beta \ge 0`, and those terms are 0 for :math:`\beta < 0`. By
-    log-sum-exp, except where that cancels or rounds: for :math:`|\beta| \le 1` while
+    log-sum-exp, except where that cancels: near :math:`\beta = 0` while
     :math:`k = \beta G` is small (:math:`|k| \le 1/2`), where it is computed as
     :math:`\log(1 + S)/S \cdot S/\beta` with :math:`S = \sum w\,\mathrm{expm1}(\beta v)`,
     free of 0/0. (Where :math:`|k| > 1/2` the log-sum-exp is exact, and S could overflow
@@ -234,7 +234,7 @@ def _lpm_rows(p, v, beta, axis, lp=None, key=None) -> _LpmRows:
     lse = jnp.log(jnp.sum(jnp.exp(a - a_max), axis, keepdims=True)) + a_max
     k_far = lse - log_total
     g_far = k_far / b_far
-    near = (beta == 0) | ((jnp.abs(beta) <= _NEAR) & (jnp.abs(k_far) <= 0.5))
+    near = (jnp.abs(beta) <= _NEAR) & ((jnp.abs(k_far) <= 0.5) | (beta == 0))
     bn = jnp.where(near, beta, 0)
     bf = jnp.where(near | top, 1, beta)
     neg = bn < 0

@@ -238,7 +238,8 @@ def vocab_parallel_softmax_cross_entropy(
         t = t + opts.per_class(count)
     if weights is not None:
         # A zero target takes no part, under an infinite class weight too (as on one device).
-        t = jnp.where(t == 0, 0, t * weights.astype(dtype))
+        c = weights.astype(dtype)
+        t = t * jnp.where((t == 0) & jnp.isinf(c), 0, c)
     keep = ca.expand(~status.skipped)
     mask = keep if class_mask is None else class_mask & keep
     # Masked classes take no part (their weights, even NaN, included); an invalid label's
