@@ -33,6 +33,13 @@ def held_at_zero(d: jax.Array, below: jax.Array) -> jax.Array:
     return d - jax.lax.stop_gradient(jnp.where(below, d, 0))
 
 
+def weighted_targets(t: jax.Array, w: jax.Array) -> jax.Array:
+    """t w, with a zero target under an infinite weight giving 0 (a term with w t = 0 is
+    0). The weight, not t, is chosen, so that dt/dy stays w where the target is 0; a NaN
+    weight gives NaN."""
+    return t * jnp.where((t == 0) & jnp.isinf(w), 0, w)
+
+
 @jax.custom_jvp
 def xlogx(x: jax.Array) -> jax.Array:
     r""":math:`x \log x` with :math:`0 \log 0 = 0`; NaN for negative x."""

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .numerics import is_zero, log_or_neg_inf, negated
+from .numerics import is_zero, log_or_neg_inf, negated, weighted_targets
 
 
 class ShiftedLogits:
@@ -645,10 +645,7 @@ def _targets(spec: XentSpec, ct, shape, y, cw, lw, labels, mask, axis: int):
         count = shape[axis] if mask is None else jnp.maximum(_sum(mask, axis), 1)
         t = (1 - spec.smoothing) * big_y + spec.smoothing / count
     if cw is not None:
-        # A term with w_j t_j = 0 is 0, an infinite class weight on a zero target included
-        # (the weight, not t, is chosen: dt/dy stays the weight where y is 0).
-        c = cw.astype(ct)
-        t = t * jnp.where((t == 0) & jnp.isinf(c), 0, c)
+        t = weighted_targets(t, cw.astype(ct))
     if mask is not None and (spec.smoothing or cw is not None):
         t = jnp.where(mask, t, 0)
     return t

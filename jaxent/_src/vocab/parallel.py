@@ -33,7 +33,7 @@ from jax import lax
 
 from .. import arguments
 from ..arguments import LabelStatus, SoftmaxOptions
-from ..numerics import held_at_zero, is_zero, log_or_neg_inf
+from ..numerics import held_at_zero, is_zero, log_or_neg_inf, weighted_targets
 from ..softmax import _plain_derivatives, own_derivatives
 from . import streaming
 from .stats import RowStats, finite_or_zero, grad_coefficients, log_sum_exp, loss_from_stats
@@ -237,9 +237,7 @@ def vocab_parallel_softmax_cross_entropy(
         count = allowed if isinstance(allowed, int) else allowed[..., None]
         t = t + opts.per_class(count)
     if weights is not None:
-        # A zero target takes no part, under an infinite class weight too (as on one device).
-        c = weights.astype(dtype)
-        t = t * jnp.where((t == 0) & jnp.isinf(c), 0, c)
+        t = weighted_targets(t, weights.astype(dtype))
     keep = ca.expand(~status.skipped)
     mask = keep if class_mask is None else class_mask & keep
     # Masked classes take no part (their weights, even NaN, included); an invalid label's
