@@ -803,3 +803,33 @@ def test_renyi_zero_is_plus_zero_with_its_derivatives():
         gp, gq = jax.grad(je.renyi_divergence, argnums=(0, 1))(p, p, alpha)
         np.testing.assert_allclose(gp, [1.0, 1.0, 1.0], rtol=1e-12)
         np.testing.assert_allclose(gq, [-1.0, -1.0, -1.0], rtol=1e-12)
+
+
+# An outside trial's find, open: float32 sums of the softmaxes of nearly equal logits put
+# q's mass at 1.0 and p's at 0.99999994, so the row reads as one with more mass in q, whose
+# negative values are kept (mpmath on these float32 numbers: D_0.5 = 2.39e-9, sum p >= sum q).
+@pytest.mark.xfail(strict=True, reason="Renyi on probabilities: rounding of the masses (open)")
+def test_renyi_of_nearly_equal_softmaxes_is_not_negative():
+    p = jnp.array(
+        [
+            0.20487791299819946,
+            0.3713897168636322,
+            0.11870183050632477,
+            0.012163719162344933,
+            0.2699461877346039,
+            0.022920643910765648,
+        ],
+        jnp.float32,
+    )
+    q = jnp.array(
+        [
+            0.20488716661930084,
+            0.37139400839805603,
+            0.11871770024299622,
+            0.012164636515080929,
+            0.2699173092842102,
+            0.0229191891849041,
+        ],
+        jnp.float32,
+    )
+    assert je.renyi_divergence(p, q, 0.5) >= 0

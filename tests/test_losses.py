@@ -784,9 +784,27 @@ def test_infinite_class_weight_on_a_zero_target_takes_no_part(rows, k):
         np.testing.assert_allclose(jax.grad(soft)(y4), -np.asarray(cw) * lsm4, rtol=1e-5)
         tangent = jax.jvp(soft, (y4,), (jnp.ones_like(y4),))[1]
         np.testing.assert_allclose(tangent, -(np.asarray(cw) * lsm4).sum(), rtol=1e-5)
-    # A NaN class weight gives NaN, on a zero target too.
+    # A NaN class weight on a zero target takes no part, as in the integer-label loss
+    # (which reads only the label's weight), with or without an all-True class mask; the
+    # weights' derivatives agree in reverse and forward mode (an outside trial's finds: the
+    # soft-label and masked forms gave NaN, jacfwd NaN where jacrev was finite).
     nan_w = cw.at[2].set(jnp.nan)
-    assert np.isnan(je.softmax_cross_entropy(z4, y4, class_weights=nan_w)[0])
+    want_nan_w = -lsm4[0, 0]
+    y0 = jnp.array([0])
+    for got in (
+        je.softmax_cross_entropy(z4, y4, class_weights=nan_w),
+        je.softmax_cross_entropy_with_integer_labels(z4, y0, class_weights=nan_w),
+        je.softmax_cross_entropy_with_integer_labels(
+            z4, y0, class_weights=nan_w, where=jnp.ones((1, 4), bool)
+        ),
+    ):
+        np.testing.assert_allclose(got, [want_nan_w], rtol=1e-6)
+    ys = jnp.array([[0.6, 0.4, 0.0, 0.0]], jnp.float32)
+    h = lambda w: je.softmax_cross_entropy(z4, ys, class_weights=w).sum()  # noqa: E731
+    rev, fwd = jax.jacrev(h)(nan_w), jax.jacfwd(h)(nan_w)
+    assert np.all(np.isfinite(np.asarray(rev))), rev
+    np.testing.assert_allclose(rev, fwd, rtol=1e-6)
+    np.testing.assert_allclose(rev, -np.asarray(ys[0]) * lsm4[0], rtol=1e-5)
     # With smoothing the inf-weighted class has target mass: the loss is +inf.
     smoothed = je.softmax_cross_entropy_with_integer_labels(
         z[:1], y[:1], class_weights=w, label_smoothing=0.1

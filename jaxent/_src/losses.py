@@ -66,7 +66,8 @@ def softmax_cross_entropy(
         per-example shape (whole rows).
       label_smoothing: :math:`\epsilon \in [0, 1)` (static).
       z_loss: :math:`\zeta \ge 0`, the weight of the squared log-normaliser (static).
-      class_weights: optional per-class weights, shape ``[K]``.
+      class_weights: optional per-class weights, shape ``[K]``. A class whose target is 0
+        takes no part even under an infinite or NaN weight (as in the integer-label loss).
 
     Returns:
       The per-example loss, ``logits``' shape without ``axis``, float32 for

@@ -34,10 +34,10 @@ def held_at_zero(d: jax.Array, below: jax.Array) -> jax.Array:
 
 
 def weighted_targets(t: jax.Array, w: jax.Array) -> jax.Array:
-    """t w, with a zero target under an infinite weight giving 0 (a term with w t = 0 is
-    0). The weight, not t, is chosen, so that dt/dy stays w where the target is 0; a NaN
-    weight gives NaN."""
-    return t * jnp.where((t == 0) & jnp.isinf(w), 0, w)
+    """t w, with a zero target under an infinite or NaN weight giving 0 (a term with
+    w t = 0 is 0, as the integer-label loss, which reads only the label's weight, gives).
+    The weight, not t, is chosen, so that dt/dy stays w where the target is 0 and w finite."""
+    return t * jnp.where((t == 0) & ~jnp.isfinite(w), 0, w)
 
 
 @jax.custom_jvp
