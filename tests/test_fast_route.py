@@ -897,10 +897,24 @@ def test_entropy_of_a_confident_row():
     np.testing.assert_allclose(je.entropy_from_logits(z), 2.2356e-6, rtol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="weighted integer-label CE overflows at 3e38 (open)")
-def test_weighted_integer_label_cross_entropy_at_the_largest_logits():
-    # 0.5 (lse(z) - z_2) = 3e38, representable; the soft-label form gives it.
-    z = jnp.array([[3e38, 3e38, -3e38]], jnp.float32)
+# A sixth outside trial's find: the class-weighted integer-label loss was +inf (and its
+# weight gradient 0) where lse(z) - z_c overflows but w (lse - z_c) does not.
+@pytest.mark.parametrize("form", ["integer", "soft"])
+def test_weighted_cross_entropy_at_the_largest_logits(form):
+    # 0.5 (lse(z) - z_2) = 3e38, representable; d/dw_2 = lse - z_2 = 6e38 overflows to +inf.
+    z = jnp.array([[3e38, 3e38, -3e38], [1.0, 0.0, -1.0]], jnp.float32)
     w = jnp.array([1.0, 2.0, 0.5], jnp.float32)
-    got = je.softmax_cross_entropy_with_integer_labels(z, jnp.array([2]), class_weights=w)
-    np.testing.assert_allclose(got, [3e38], rtol=1e-6)
+
+    def f(z, w):
+        lab = jnp.full(z.shape[:1], 2)
+        if form == "integer":
+            return je.softmax_cross_entropy_with_integer_labels(z, lab, class_weights=w)
+        return je.softmax_cross_entropy(z, jax.nn.one_hot(lab, 3, dtype=z.dtype), class_weights=w)
+
+    small = float(0.5 * (jax.nn.logsumexp(jnp.array([1.0, 0.0, -1.0], jnp.float64)) + 1))
+    np.testing.assert_allclose(f(z, w), [3e38, small], rtol=1e-6)
+    gw = jax.grad(lambda w: f(z[:1], w).sum())(w)
+    np.testing.assert_array_equal(gw, [0.0, 0.0, jnp.inf])
+    np.testing.assert_allclose(jax.grad(lambda z: f(z, w)[0])(z)[0], [0.25, 0.25, -0.5])
+    # The weight 1 on the same label: the loss itself is 6e38, +inf in float32.
+    assert f(z, jnp.ones(3, jnp.float32))[0] == jnp.inf

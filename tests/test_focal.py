@@ -747,17 +747,38 @@ def test_softmax_focal_loss_infinite_logits_follow_the_cross_entropy():
     np.testing.assert_array_equal(g, jax.grad(lambda x: ce(x, c).sum())(z))
 
 
-# A sixth outside trial's finds, open (each also in the version before this change).
-@pytest.mark.xfail(strict=True, reason="focal loss label gradient NaN at a -inf logit (open)")
-def test_sigmoid_focal_label_gradient_at_an_infinite_logit():
-    # The value is +inf; the gradient in the label tends to +inf (float64 at -1e300:
-    # 2.5e299), as sigmoid_binary_cross_entropy's does.
+# A sixth outside trial's finds: the gradient in the label was NaN at an infinite logit
+# with ``alpha`` (infinities of both signs; the limit is K |z|) and overflowed at huge ones
+# (the bracket f [...] summed before its scaling). Against float64, an infinite logit read
+# as +-1e300 there; a float64 value beyond float32's range is +-inf in float32.
+@pytest.mark.parametrize("alpha", [None, 0.25, 0.9])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_sigmoid_focal_label_gradient_at_infinite_and_huge_logits(alpha, gamma):
+    zs = [-np.inf, -2e38, -1e38, -30.0, -1.0, 0.0, 2.0, 30.0, 1e38, 2e38, np.inf]
+    ys = [0.0, 0.3, 1.0]
+    z32 = jnp.array([z for z in zs for _ in ys], jnp.float32)
+    y32 = jnp.array([y for _ in zs for y in ys], jnp.float32)
+    z64 = jnp.clip(z32.astype(jnp.float64), -1e300, 1e300)
+
+    def slope(z, y):
+        return jax.grad(lambda y: je.sigmoid_focal_loss(z, y, alpha=alpha, gamma=gamma).sum())(y)
+
+    got = np.asarray(slope(z32, y32), np.float64)
+    want = np.asarray(slope(z64, y32.astype(jnp.float64)))
+    want = np.where(np.abs(want) > np.finfo(np.float32).max, np.sign(want) * np.inf, want)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # forward mode gives the same
+    jf = jax.jvp(
+        lambda y: je.sigmoid_focal_loss(z32, y, alpha=alpha, gamma=gamma),
+        (y32,),
+        (jnp.ones_like(y32),),
+    )[1]
+    np.testing.assert_allclose(np.asarray(jf, np.float64), want, rtol=1e-4, atol=1e-6)
+
+
+def test_sigmoid_focal_label_gradient_named_cases():
+    # The trial's two cases: +inf (float64 at -1e300: 2.5e299) and -1.5e38.
     g = jax.grad(lambda y: je.sigmoid_focal_loss(jnp.float32(-jnp.inf), y, alpha=0.25))
     assert g(jnp.float32(1.0)) == jnp.inf
-
-
-@pytest.mark.xfail(strict=True, reason="focal loss label gradient overflows at 2e38 (open)")
-def test_sigmoid_focal_label_gradient_at_the_largest_logits():
-    # float64: -1.5e38, representable in float32.
     g = jax.grad(lambda y: je.sigmoid_focal_loss(jnp.float32(2e38), y))(jnp.float32(0.5))
     np.testing.assert_allclose(g, -1.5e38, rtol=1e-5)

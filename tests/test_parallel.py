@@ -738,3 +738,24 @@ def test_parallel_kl_derivatives_at_pos_inf_and_large_q_logits():
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert result.stdout.strip() == "finite"
+
+
+def test_parallel_weighted_cross_entropy_at_the_largest_logits():
+    # As on one device (a sixth outside trial's find): 0.5 (lse - z_2) = 3e38 is finite
+    # where lse - z_2 overflows; d/dw_2 = 6e38 is +inf, not 0.
+    z = jnp.array([[3e38, 3e38, -3e38], [1.0, 0.0, -1.0]], jnp.float32)
+    w = jnp.array([1.0, 2.0, 0.5], jnp.float32)
+
+    def f(z, w):
+        return _in_shard_map(
+            lambda z, w: jp.vocab_parallel_softmax_cross_entropy(
+                z, jnp.full(z.shape[:1], 2), axis_name="model", class_weights=w
+            ),
+            z,
+            w,
+        )
+
+    small = float(0.5 * (jax.nn.logsumexp(jnp.array([1.0, 0.0, -1.0], jnp.float64)) + 1))
+    np.testing.assert_allclose(f(z, w), [3e38, small], rtol=1e-6)
+    np.testing.assert_array_equal(jax.grad(lambda w: f(z[:1], w).sum())(w), [0.0, 0.0, jnp.inf])
+    assert f(z, jnp.ones(3, jnp.float32))[0] == jnp.inf

@@ -129,18 +129,32 @@ def _sigmoid_focal_slopes(z, y, ct, gamma, alpha, wrt_z: bool):
     # Where f = 0 every derivative is 0. The slope is computed there from z = 0 and then
     # set to 0, so that differentiating this rule (Hessians) meets no inf times 0.
     dead = f == 0
+    z_in = z
     z = jnp.where(dead, 0, z)
     y, c, log_q, f, sp_neg, sp_pos, _ = _sigmoid_focal_parts(z, y, ct, gamma, alpha)
     p = jax.nn.sigmoid(_upcast(z, ct))
     # d/dy = f [gamma (1 - 2p) c / q + softplus(-z) - softplus(z)]; 0 where f = 0
-    # (q = 0: a hard label predicted with certainty at an infinite logit).
+    # (q = 0: a hard label predicted with certainty at an infinite logit). Each term is
+    # scaled by f and alpha_t before the sum and before gamma: the bracket alone overflows
+    # at huge logits (4e38 at 2e38 for a total of -1.5e38).
     q = jnp.exp(log_q)
-    slope = gamma * (1 - 2 * p) * jnp.where(c == 0, 0, c / jnp.where(q == 0, 1, q))
-    slope = _weighted(alpha_t, jnp.where(dead | (f == 0), 0, f * (slope + sp_neg - sp_pos)))
+    f_c_q = f * jnp.where(c == 0, 0, c / jnp.where(q == 0, 1, q))
+    slope = gamma * (1 - 2 * p) * _weighted(alpha_t, f_c_q)
+    slope = slope + _weighted(alpha_t, f * sp_neg) - _weighted(alpha_t, f * sp_pos)
     if alpha is not None:
         # The weight's own slope, 2 alpha - 1, times the unweighted loss.
         slope = slope + jnp.where(alpha_t != 0, (2 * alpha - 1) * loss, 0)
-    return _bad_label(y, slope)
+        # At an infinite logit the terms are infinities of both signs: the slope is the
+        # limit K |z| with K = y^g [a_t (g + 1) + (2 a - 1) y] at -inf, and
+        # (1 - y)^g [-(g + 1) a_t + (2 a - 1)(1 - y)] at +inf (0 where K = 0).
+        zc, lbl = _upcast(z_in, ct), y
+        near = jnp.where(zc < 0, lbl, 1 - lbl)
+        k = near**gamma * (
+            jnp.where(zc < 0, 1, -1) * (gamma + 1) * alpha_t + (2 * alpha - 1) * near
+        )
+        limit = jnp.where(k == 0, 0, k * jnp.abs(zc))
+        slope = jnp.where(jnp.isinf(zc), limit, slope)
+    return _bad_label(y, jnp.where(dead | (f == 0), 0, slope))
 
 
 def _sigmoid_focal_jvp(ct, gamma, alpha, primals, tangents):

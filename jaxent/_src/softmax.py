@@ -237,7 +237,8 @@ def _softmax_xent_int_parts(z, labels, ignored, axis):
             functools.partial(_take_bits, axis=axis),
             functools.partial(jnp.take_along_axis, axis=axis, mode="promise_in_bounds"),
         )(zz, idx)
-    return zz, m, s, log_or_neg_inf(s), idx, z_c.astype(ct) - m
+    z_c = z_c.astype(ct)
+    return zz, m, s, log_or_neg_inf(s), idx, z_c - m, z_c
 
 
 def _plain_derivatives(bits_fn, plain_fn):
@@ -283,23 +284,29 @@ def _upcast_apart(x: jax.Array, dtype) -> jax.Array:
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
 def _softmax_xent_int(z, labels, weight, ignored, axis):
-    _, m, _, log_s, _, d_c = _softmax_xent_int_parts(z, labels, ignored, axis)
-    loss = _label_term(jnp.expand_dims(weight, axis), log_s, d_c)
+    _, m, _, log_s, _, d_c, z_c = _softmax_xent_int_parts(z, labels, ignored, axis)
+    loss = _label_term(jnp.expand_dims(weight, axis), log_s, d_c, z_c, m)
     return jnp.squeeze(loss, axis), jnp.squeeze(log_s + m, axis)
 
 
-def _label_term(w, log_s, d_c):
-    """w (lse - z_c): 0 where w = 0; +inf for label mass on a -inf logit or an empty row."""
-    return jnp.where(w != 0, w * jnp.where(log_s == -jnp.inf, jnp.inf, log_s - d_c), 0)
+def _label_term(w, log_s, d_c, z_c, m):
+    """w (lse - z_c): 0 where w = 0; +inf for label mass on a -inf logit or an empty row.
+
+    Where z_c - m overflowed (finite logits more than the largest float apart), w (lse - z_c)
+    is taken as w log s + (w m - w z_c): finite for a weight below 1.
+    """
+    over = (d_c == -jnp.inf) & (z_c > -jnp.inf)
+    gap = jnp.where(over, w * log_s + (w * m - w * z_c), w * (log_s - d_c))
+    return jnp.where(w != 0, jnp.where(log_s == -jnp.inf, jnp.inf, gap), 0)
 
 
 def _softmax_xent_int_jvp(axis, primals, tangents):
     z, labels, weight, ignored = primals
     dz, _, dw, _ = tangents
-    zz, m, s, log_s, idx, d_c = _softmax_xent_int_parts(z, labels, ignored, axis)
+    zz, m, s, log_s, idx, d_c, z_c = _softmax_xent_int_parts(z, labels, ignored, axis)
     w = jnp.expand_dims(weight, axis)
     loss, lse = own_derivatives(
-        (jnp.squeeze(_label_term(w, log_s, d_c), axis), jnp.squeeze(log_s + m, axis)),
+        (jnp.squeeze(_label_term(w, log_s, d_c, z_c, m), axis), jnp.squeeze(log_s + m, axis)),
         lambda *args: _softmax_xent_int(*args, axis),
         *primals,
     )
@@ -336,8 +343,9 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
             dloss = dloss + jnp.sum(coef * dz.astype(lse.dtype), axis=axis)
         dlse = dlse + jnp.sum(p * dz.astype(lse.dtype), axis=axis)
     if not is_zero(dw):
-        # d loss / d w = lse - z_c; reported as 0 at an excluded (-inf) label logit.
-        slope = jnp.where((d_c == -jnp.inf) | (s == 0), 0, log_s - d_c)
+        # d loss / d w = lse - z_c; reported as 0 at an excluded (-inf) label logit (+inf
+        # where the finite gap overflowed).
+        slope = jnp.where((z_c == -jnp.inf) | (s == 0), 0, log_s - d_c)
         dloss = dloss + jnp.squeeze(slope, axis) * dw
     return (loss, lse), (dloss, dlse)
 

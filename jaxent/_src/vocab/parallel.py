@@ -120,8 +120,16 @@ class _Shifted:
         self.shift = finite_or_zero(tops[0])
         if also is not None:
             self.also = finite_or_zero(tops[1])
+        self.z = zm
         self.d = zm - self.shift
         self.e = jnp.exp(self.d)
+
+    def times_d(self, t: jax.Array) -> jax.Array:
+        """t d, 0 where t = 0; t z - t shift where z - shift overflowed (finite logits more
+        than the largest float apart), finite for t below 1."""
+        over = (self.d == -jnp.inf) & (self.z > -jnp.inf)
+        td = jnp.where(over, t * self.z - t * self.shift, t * self.d)
+        return jnp.where(t != 0, td, 0)
 
 
 def _probabilities(e: jax.Array, s: jax.Array) -> jax.Array:
@@ -252,8 +260,7 @@ def vocab_parallel_softmax_cross_entropy(
 
 def _xent_parts(z, t, mask, names):
     sm = _Shifted(z, mask, names)
-    nonzero = t != 0
-    s, total, td = _row_sums(names, sm.e, t, jnp.where(nonzero, t * sm.d, 0))
+    s, total, td = _row_sums(names, sm.e, t, sm.times_d(t))
     log_s = log_or_neg_inf(s)
     # sum_j t_j (lse - z_j), shifted: total log s - sum_j t_j d_j; label mass on an empty
     # row is +inf, none is 0.
@@ -280,8 +287,9 @@ def _xent_jvp(names, primals, tangents):
         dloss = dloss + (p * total - t) * dz
         dlse = dlse + p * dz
     if not is_zero(dt):
-        # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes.
-        dloss = dloss + jnp.where(sm.d == -jnp.inf, 0, log_s - sm.d) * dt
+        # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes
+        # (+inf where the finite gap overflowed).
+        dloss = dloss + jnp.where(sm.z == -jnp.inf, 0, log_s - sm.d) * dt
     dloss, dlse = _row_sums(names, dloss, dlse)
     return (loss, lse), (dloss[..., 0], dlse[..., 0])
 
