@@ -323,3 +323,22 @@ def test_kl_from_logits_with_pos_inf_q_logits_is_inf_whatever_the_spread_of_p():
         assert je.kl_divergence_from_logits(a, q) == jnp.inf
         g = jax.grad(je.kl_divergence_from_logits)(a, q)
         np.testing.assert_array_equal(np.asarray(g), 0.0)
+
+
+# An eighth outside trial's find: d/dp of the q-gradient at p_i = 0 was 0; it is -1/q_i
+# (the cross-entropy is linear in p), in both orders of the mixed derivative and in
+# jax.hessian; the same slope -p/q of the KL keeps it. Units scale it by 1/log(base).
+@pytest.mark.parametrize("name", ["cross_entropy", "kl_divergence"])
+@pytest.mark.parametrize("base", [None, 2.0])
+def test_mixed_second_derivative_where_p_is_zero(name, base):
+    fn = getattr(je, name)
+    p, q = jnp.array([0.5, 0.5, 0.0]), jnp.array([0.2, 0.3, 0.5])
+    h = lambda p, q: fn(p, q, base=base)  # noqa: E731
+    want = -1 / np.asarray(q, np.float64) / (1.0 if base is None else math.log(base))
+    for got in (
+        jax.jacfwd(jax.grad(h, 1), 0)(p, q),
+        jax.jacrev(jax.grad(h, 1), 0)(p, q),
+        jax.jacfwd(jax.grad(h, 0), 1)(p, q).T,
+        jax.hessian(h, (0, 1))(p, q)[1][0],
+    ):
+        np.testing.assert_allclose(np.diag(np.asarray(got)), want, rtol=1e-6)

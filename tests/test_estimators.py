@@ -107,6 +107,18 @@ def test_nsb_against_adaptive_quadrature(case):
         np.testing.assert_allclose(got32, want, rtol=3e-5)
 
 
+# Open (an eighth outside trial's find): histograms with all their counts in one bin put
+# the posterior's mass in a sliver of xi near 0 that the fixed grid does not resolve: the
+# relative error is 8e-6 at K = 100, N = 1000 (3e-4 at K = 1000, N = 1e5; 3e-3 with a
+# count of 1e-4 beside 50), above the 1e-6 stated for the other histograms. Strict: a fix
+# makes this fail until the mark is removed.
+@pytest.mark.xfail(strict=True, reason="NSB on a concentrated histogram (open)")
+def test_nsb_on_a_concentrated_histogram():
+    c = np.zeros(100)
+    c[-1] = 1000.0
+    np.testing.assert_allclose(ENTROPY["nsb"][0](jnp.asarray(c)), ref.entropy_nsb(c), rtol=1e-6)
+
+
 def test_mutual_information_table():
     rng = np.random.default_rng(5)
     tables = ref.random_counts(rng, (6, 12), 40).reshape(6, 3, 4)

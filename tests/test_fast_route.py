@@ -918,3 +918,16 @@ def test_weighted_cross_entropy_at_the_largest_logits(form):
     np.testing.assert_allclose(jax.grad(lambda z: f(z, w)[0])(z)[0], [0.25, 0.25, -0.5])
     # The weight 1 on the same label: the loss itself is 6e38, +inf in float32.
     assert f(z, jnp.ones(3, jnp.float32))[0] == jnp.inf
+
+
+# A review's find on the fix above: the overflowed row's weight slope (+inf) times a zero
+# cotangent or tangent made other rows' weight gradients NaN.
+def test_overflowed_weight_slope_stays_in_its_row():
+    z = jnp.array([[1.0, 2.0, 3.0, 4.0], [3e38, -3e38, 0.0, 1.0]], jnp.float32)
+    lab, w = jnp.array([2, 1]), jnp.array([0.5, 0.25, 2.0, 1.0], jnp.float32)
+    f = lambda w: je.softmax_cross_entropy_with_integer_labels(z, lab, class_weights=w)  # noqa: E731
+    lse0 = float(jax.nn.logsumexp(jnp.arange(1.0, 5.0, dtype=jnp.float64)))
+    np.testing.assert_allclose(jax.grad(lambda w: f(w)[0])(w), [0, 0, lse0 - 3, 0], rtol=1e-6)
+    want = np.array([[0, 0, lse0 - 3, 0], [0, np.inf, 0, 0]])
+    for jac in (jax.jacrev, jax.jacfwd):
+        np.testing.assert_allclose(jac(f)(w), want, rtol=1e-6)

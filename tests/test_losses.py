@@ -810,3 +810,41 @@ def test_infinite_class_weight_on_a_zero_target_takes_no_part(rows, k):
         z[:1], y[:1], class_weights=w, label_smoothing=0.1
     )
     assert smoothed[0] == jnp.inf
+
+
+# An eighth outside trial's finds: a term with a zero coefficient (a hard label, a zero
+# pos_weight) dropped its slope in that coefficient, so mixed second derivatives at hard
+# labels were wrong in one order (and jax.hessian took it). Both orders against the
+# closed forms, float32 and float64.
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_mixed_second_derivatives_at_hard_labels(dtype):
+    a, y = jnp.array([0.3, 0.7], dtype), jnp.array([0.0, 1.0], dtype)
+    g = lambda a, y: je.binary_cross_entropy(a, y).sum()  # noqa: E731
+    want = -1 / a - 1 / (1 - a)
+    for h in (
+        jax.jacrev(jax.grad(g, 0), 1)(a, y),
+        jax.jacfwd(jax.grad(g, 0), 1)(a, y),
+        jax.jacfwd(jax.grad(g, 1), 0)(a, y).T,
+        jax.jacrev(jax.grad(g, 1), 0)(a, y).T,
+        jax.hessian(g, (0, 1))(a, y)[0][1],
+    ):
+        np.testing.assert_allclose(np.diag(h), want, rtol=1e-6)
+    z = jnp.array([1.5, -5.0, 0.0], dtype)
+    y0, pw = jnp.zeros(3, dtype), jnp.array([2.0, 2.0, 0.0], dtype)
+    sp_neg = jax.nn.softplus(-z)
+    for fn in (je.sigmoid_binary_cross_entropy, je.multilabel_sigmoid_cross_entropy):
+        k = lambda z, y, w, fn=fn: fn(z, y, pos_weight=w).sum()  # noqa: E731
+        for h in (
+            jax.jacfwd(jax.grad(k, 2), 1)(z, y0, pw),
+            jax.jacrev(jax.grad(k, 2), 1)(z, y0, pw),
+            jax.jacrev(jax.grad(k, 1), 2)(z, y0, pw).T,
+            jax.hessian(k, (1, 2))(z, y0, pw)[1][0],
+        ):
+            h = np.diag(h) if h.ndim == 2 else h
+            np.testing.assert_allclose(h, sp_neg, rtol=1e-6)
+    # A -inf logit: the slope in the coefficient diverges and is reported as 0, not NaN.
+    zi = jnp.array([-jnp.inf], dtype)
+    h = jax.jacfwd(
+        jax.grad(lambda y, w: je.sigmoid_binary_cross_entropy(zi, y, pos_weight=w).sum(), 1), 0
+    )
+    assert np.isfinite(np.asarray(h(jnp.zeros(1, dtype), jnp.ones(1, dtype)))).all()

@@ -759,3 +759,22 @@ def test_parallel_weighted_cross_entropy_at_the_largest_logits():
     np.testing.assert_allclose(f(z, w), [3e38, small], rtol=1e-6)
     np.testing.assert_array_equal(jax.grad(lambda w: f(z[:1], w).sum())(w), [0.0, 0.0, jnp.inf])
     assert f(z, jnp.ones(3, jnp.float32))[0] == jnp.inf
+    # A review's find: a zero-target class whose logit is far below the row's maximum gave a
+    # NaN weight gradient (+inf slope times the zero slope of its target), where its true
+    # slope is 0; the one-device loss gives 0.
+    z2 = jnp.array([[3e38, -3e38, 0.0, 1.0]], jnp.float32)
+    w4 = jnp.array([0.5, 0.25, 2.0, 1.0], jnp.float32)
+
+    def g(z, w):
+        return _in_shard_map(
+            lambda z, w: jp.vocab_parallel_softmax_cross_entropy(
+                z, jnp.zeros(1, int), axis_name="model", class_weights=w
+            ),
+            z,
+            w,
+        )
+
+    np.testing.assert_array_equal(jax.grad(lambda w: g(z2, w).sum())(w4), [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(
+        jax.jvp(lambda w: g(z2, w), (w4,), (jnp.ones(4, jnp.float32),))[1], [0.0]
+    )

@@ -56,11 +56,44 @@ def _sigmoid_focal_parts(z, y, ct, gamma, alpha):
     z, y = _upcast(z, ct), _upcast(y, ct)
     sp_neg = jax.nn.softplus(-z)  # -log sigmoid(z)
     sp_pos = jax.nn.softplus(z)  # -log(1 - sigmoid(z))
-    c = jnp.where(y != 0, y * sp_neg, 0) + jnp.where(y != 1, (1 - y) * sp_pos, 0)
-    # q = y sigmoid(-z) + (1 - y) sigmoid(z), in log space: exact at huge and infinite z.
-    log_q = jnp.logaddexp(jnp.log(y) - sp_pos, jnp.log1p(-y) - sp_neg)
+    # A zero label coefficient times an infinite softplus is 0; elsewhere the product is
+    # kept, with its slope in y (the rules' own derivatives at hard labels).
+    c = _times_finite(y, sp_neg) + _times_finite(1 - y, sp_pos)
+    log_q = _log_q(z, y, sp_neg, sp_pos)
     alpha_t = 1 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
     return y, c, log_q, jnp.exp(gamma * log_q), sp_neg, sp_pos, alpha_t
+
+
+@jax.custom_jvp
+def _log_q(z, y, sp_neg, sp_pos):
+    """log q, q = y sigmoid(-z) + (1 - y) sigmoid(z), in log space: exact at huge and
+    infinite z. Its derivatives are written out: through log(y) and log1p(-y) they meet
+    0 times inf at hard labels (NaN second derivatives of the loss in the labels)."""
+    return jnp.logaddexp(jnp.log(y) - sp_pos, jnp.log1p(-y) - sp_neg)
+
+
+def _log_q_jvp(primals, tangents):
+    z, y, sp_neg, sp_pos = primals
+    dz, dy, _, _ = tangents  # sp_neg and sp_pos are functions of z: their tangents are in dz
+    out = _log_q(z, y, sp_neg, sp_pos)
+    p, one_minus_p = jax.nn.sigmoid(z), jax.nn.sigmoid(-z)
+    inv_q = jnp.where(out == -jnp.inf, 0, jnp.exp(-out))
+    # d/dy = (1 - 2p) / q; d/dz = (1 - 2y) p (1 - p) / q = (1 - 2y) / (y / p + (1 - y) / (1 - p)).
+    dout = jnp.zeros_like(out)
+    if not is_zero(dy):
+        dout = dout + (one_minus_p - p) * inv_q * dy
+    if not is_zero(dz):
+        inv = jnp.where(y != 0, y / p, 0) + jnp.where(y != 1, (1 - y) / one_minus_p, 0)
+        dout = dout + jnp.where(inv == jnp.inf, 0, (1 - 2 * y) / inv) * dz
+    return out, dout
+
+
+_log_q.defjvp(_log_q_jvp, symbolic_zeros=True)
+
+
+def _times_finite(c: jax.Array, x: jax.Array) -> jax.Array:
+    """c x, 0 where c = 0 and x is infinite."""
+    return jnp.where((c == 0) & jnp.isinf(x), 0, c * x)
 
 
 @jax.custom_jvp
@@ -85,8 +118,9 @@ def _bad_label(y: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def _weighted(alpha_t, x):
-    """alpha_t x, 0 where the weight alpha_t is 0 (x may be infinite there)."""
-    return jnp.where(alpha_t != 0, alpha_t * x, 0)
+    """alpha_t x, 0 where the weight alpha_t is 0 and x is not finite; elsewhere the product
+    itself, so that its slope in alpha_t (in the labels) is kept where alpha_t = 0."""
+    return jnp.where((alpha_t == 0) & ~jnp.isfinite(x), 0, alpha_t * x)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
@@ -116,18 +150,21 @@ def _sigmoid_focal_slopes(z, y, ct, gamma, alpha, wrt_z: bool):
         p, one_minus_p = jax.nn.sigmoid(_upcast(zs, ct)), jax.nn.sigmoid(-_upcast(zs, ct))
         # d/dz = f [gamma (1 - 2y) c rho + (p - y)] with rho = p (1 - p) / q in [0, 1]:
         # 1 / rho = y / p + (1 - y) / (1 - p), each term 0 where its label weight is.
-        inv = jnp.where(y != 0, y / p, 0) + jnp.where(y != 1, (1 - y) / one_minus_p, 0)
+        # (p and 1 - p are positive here: zs is finite and below -log(tiny) in size.)
+        inv = y / p + (1 - y) / one_minus_p
         rho = 1 / inv
         c_rho = jnp.where(rho == 0, 0, c * rho)
         # p - y as (1 - y) p - y (1 - p): exact for a hard label as p -> 1 or 0.
-        p_minus_y = jnp.where(y != 1, (1 - y) * p, 0) - jnp.where(y != 0, y * one_minus_p, 0)
+        p_minus_y = (1 - y) * p - y * one_minus_p
         slope = jnp.where(f == 0, 0, f * (gamma * (1 - 2 * y) * c_rho + p_minus_y))
         limit = jnp.where(_upcast(z, ct) > 0, (1 - y) ** (gamma + 1), -(y ** (gamma + 1)))
         return _bad_label(y, _weighted(alpha_t, jnp.where(far, limit, slope)))
-    _, c, _, f, _, _, alpha_t = _sigmoid_focal_parts(z, y, ct, gamma, alpha)
+    _, c, log_q0, f, _, _, alpha_t = _sigmoid_focal_parts(z, y, ct, gamma, alpha)
     loss = f * c
-    # Where f = 0 every derivative is 0. The slope is computed there from z = 0 and then
-    # set to 0, so that differentiating this rule (Hessians) meets no inf times 0.
+    # Where f = 0 every derivative is 0 (at an infinite logit, only where q = 0: f
+    # underflows for a tiny label, where the slope is the limit below). The slope is
+    # computed there from z = 0 and then set to 0, so that differentiating this rule
+    # (Hessians) meets no inf times 0.
     dead = f == 0
     z_in = z
     z = jnp.where(dead, 0, z)
@@ -143,17 +180,24 @@ def _sigmoid_focal_slopes(z, y, ct, gamma, alpha, wrt_z: bool):
     slope = slope + _weighted(alpha_t, f * sp_neg) - _weighted(alpha_t, f * sp_pos)
     if alpha is not None:
         # The weight's own slope, 2 alpha - 1, times the unweighted loss.
-        slope = slope + jnp.where(alpha_t != 0, (2 * alpha - 1) * loss, 0)
+        # (Also where alpha_t = 0: alpha_t' L, with alpha = 0 or 1 at a hard label.)
+        if 2 * alpha - 1 != 0:
+            slope = slope + (2 * alpha - 1) * loss
         # At an infinite logit the terms are infinities of both signs: the slope is the
         # limit K |z| with K = y^g [a_t (g + 1) + (2 a - 1) y] at -inf, and
         # (1 - y)^g [-(g + 1) a_t + (2 a - 1)(1 - y)] at +inf (0 where K = 0).
         zc, lbl = _upcast(z_in, ct), y
-        near = jnp.where(zc < 0, lbl, 1 - lbl)
-        k = near**gamma * (
-            jnp.where(zc < 0, 1, -1) * (gamma + 1) * alpha_t + (2 * alpha - 1) * near
-        )
-        limit = jnp.where(k == 0, 0, k * jnp.abs(zc))
-        slope = jnp.where(jnp.isinf(zc), limit, slope)
+        # (1 at finite logits: the unselected branch's slope in y, near^(g - 1), would be
+        # inf at a hard label, and NaN in reverse over reverse.)
+        near = jnp.where(jnp.isinf(zc), jnp.where(zc < 0, lbl, 1 - lbl), 1)
+        bracket = jnp.where(zc < 0, 1, -1) * (gamma + 1) * alpha_t + (2 * alpha - 1) * near
+        k = near**gamma * bracket
+        # K = 0 decided from its factors: near^g underflows for a tiny nonzero near.
+        limit = jnp.where(k == 0, jnp.sign(bracket), k) * jnp.abs(zc)
+        limit = jnp.where((near == 0) | (bracket == 0), 0, limit)
+        slope = jnp.where(dead | (f == 0), 0, slope)
+        slope = jnp.where(jnp.isinf(zc) & (log_q0 > -jnp.inf), limit, slope)
+        return _bad_label(y, slope)
     return _bad_label(y, jnp.where(dead | (f == 0), 0, slope))
 
 

@@ -231,6 +231,11 @@ def _class_weights(weights, ca: arguments.ClassAxis, dtype) -> jax.Array | None:
     return weights.astype(dtype).reshape(shape)
 
 
+def _times_finite(c: jax.Array, x: jax.Array) -> jax.Array:
+    """c x, 0 where c = 0 and x is infinite."""
+    return jnp.where((c == 0) & jnp.isinf(x), 0, c * x)
+
+
 @jax.custom_jvp
 def _sigmoid_xent(z, y, pos_weight):
     a = y if pos_weight is None else pos_weight * y
@@ -248,12 +253,15 @@ def _sigmoid_xent_jvp(primals, tangents):
     a = y if pw is None else pw * y
     if not is_zero(dz):
         dout = dout + (jax.nn.sigmoid(z) * (a + 1 - y) - a) * dz
+    # A zero coefficient times softplus(-z) is 0 only where softplus(-z) is +inf (z = -inf):
+    # elsewhere the product is kept, so that its slope in the coefficient (mixed second
+    # derivatives at y = 0 or pos_weight = 0) is softplus(-z), not 0.
     if not is_zero(dy):
         sp_neg = jax.nn.softplus(-z)
-        pos = sp_neg if pw is None else jnp.where(pw != 0, pw * sp_neg, 0)
+        pos = sp_neg if pw is None else _times_finite(pw, sp_neg)
         dout = dout + (pos - jax.nn.softplus(z)) * dy
     if pw is not None and not is_zero(dpw):
-        dout = dout + jnp.where(y != 0, y * jax.nn.softplus(-z), 0) * dpw
+        dout = dout + _times_finite(y, jax.nn.softplus(-z)) * dpw
     return out, dout
 
 

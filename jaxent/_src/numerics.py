@@ -99,8 +99,11 @@ def xlogy_slope_x(x: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def xlogy_slope_y(x: jax.Array, y: jax.Array) -> jax.Array:
-    """d(x log y)/dy = x / y, exactly 0 where x = 0 (y = 0 included)."""
-    return jnp.where(x == 0, 0, x / jnp.where(x == 0, 1, y))
+    """d(x log y)/dy = x / y, exactly 0 where x = 0 (y = 0 included). Written so that its
+    own slope in x, 1 / y, is kept at x = 0 < y (mixed second derivatives at hard labels);
+    only at x = y = 0 is it taken as 0."""
+    both_zero = (x == 0) & (y == 0)
+    return jnp.where(both_zero, 0, x / jnp.where(both_zero, 1, y))
 
 
 def _xlogy_jvp(primals, tangents):
@@ -130,17 +133,23 @@ def rel_entr(p: jax.Array, q: jax.Array) -> jax.Array:
 
 
 def rel_entr_slope_p(p: jax.Array, q: jax.Array) -> jax.Array:
-    """d(p log(p/q))/dp = log(p/q) + 1, reported as 0 at p = 0 (where it diverges)."""
+    """d(p log(p/q))/dp = log(p/q) + 1, reported as 0 at p = 0 (where it diverges).
+
+    That 0 keeps the formula's own slope in q, -1/q (finite for q > 0), so that the mixed
+    second derivative is the same in either order (``rel_entr_slope_q``'s slope in p).
+    """
     zero = p == 0
     safe_p = jnp.where(zero, 1, p)
-    safe_q = jnp.where(zero, 1, q)
-    return jnp.where(zero, 0, jnp.log(safe_p) - jnp.log(safe_q) + 1)
+    # One log for both branches: log q, read as log 1 = 0 where p = 0 and q is not positive.
+    log_q = jnp.log(jnp.where(zero & ~(q > 0), 1, q))
+    return jnp.where(zero, jax.lax.stop_gradient(log_q) - log_q, jnp.log(safe_p) - log_q + 1)
 
 
 def rel_entr_slope_q(p: jax.Array, q: jax.Array) -> jax.Array:
-    """d(p log(p/q))/dq = -p/q, exactly 0 where p = 0."""
-    zero = p == 0
-    return -jnp.where(zero, 0, p / jnp.where(zero, 1, q))
+    """d(p log(p/q))/dq = -p/q, exactly 0 where p = 0; its own slope in p, -1/q, is kept at
+    p = 0 < q (taken as 0 only at p = q = 0)."""
+    both_zero = (p == 0) & (q == 0)
+    return -jnp.where(both_zero, 0, p / jnp.where(both_zero, 1, q))
 
 
 def _rel_entr_jvp(primals, tangents):

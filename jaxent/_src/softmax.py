@@ -343,10 +343,16 @@ def _softmax_xent_int_jvp(axis, primals, tangents):
             dloss = dloss + jnp.sum(coef * dz.astype(lse.dtype), axis=axis)
         dlse = dlse + jnp.sum(p * dz.astype(lse.dtype), axis=axis)
     if not is_zero(dw):
-        # d loss / d w = lse - z_c; reported as 0 at an excluded (-inf) label logit (+inf
-        # where the finite gap overflowed).
-        slope = jnp.where((z_c == -jnp.inf) | (s == 0), 0, log_s - d_c)
-        dloss = dloss + jnp.squeeze(slope, axis) * dw
+        # d loss / d w = lse - z_c; reported as 0 at an excluded (-inf) label logit. Where
+        # z_c - m overflowed, the tangent is dw log s + (dw m - dw z_c) as in the value:
+        # finite for a small dw, and 0 for a zero one. Each branch's coefficients are 0
+        # where the other is taken (reverse mode multiplies them by a zero cotangent).
+        dwx = jnp.expand_dims(dw, axis)
+        over = (d_c == -jnp.inf) & (z_c > -jnp.inf) & (s > 0)
+        slope = jnp.where((z_c == -jnp.inf) | (s == 0) | over, 0, log_s - d_c)
+        ls_o, m_o, zc_o = (jnp.where(over, x, 0) for x in (log_s, m, z_c))
+        tangent = slope * dwx + (ls_o * dwx + (m_o * dwx - zc_o * dwx))
+        dloss = dloss + jnp.squeeze(tangent, axis)
     return (loss, lse), (dloss, dlse)
 
 

@@ -287,9 +287,17 @@ def _xent_jvp(names, primals, tangents):
         dloss = dloss + (p * total - t) * dz
         dlse = dlse + p * dz
     if not is_zero(dt):
-        # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes
-        # (+inf where the finite gap overflowed).
-        dloss = dloss + jnp.where(sm.z == -jnp.inf, 0, log_s - sm.d) * dt
+        # d loss / d t_j = lse - z_j; reported as 0 at excluded (-inf or masked) classes.
+        # Where z_j - shift overflowed and t_j != 0, the tangent is dt log s - (dt z -
+        # dt shift), as in the value (``times_d``): 0 for a zero dt. Where t_j = 0 there it
+        # is taken as 0: reverse mode would multiply the overflowed slope by the zero
+        # slope of t_j in its weight (NaN). Each branch's coefficients are 0 where the
+        # other is taken (reverse mode multiplies them by a zero cotangent).
+        far = (sm.d == -jnp.inf) & (sm.z > -jnp.inf)
+        over = far & (t != 0)
+        slope = jnp.where((sm.z == -jnp.inf) | far, 0, log_s - sm.d)
+        ls_o, z_o, sh_o = (jnp.where(over, x, 0) for x in (log_s, sm.z, sm.shift))
+        dloss = dloss + (slope * dt + (ls_o * dt - (z_o * dt - sh_o * dt)))
     dloss, dlse = _row_sums(names, dloss, dlse)
     return (loss, lse), (dloss[..., 0], dlse[..., 0])
 
