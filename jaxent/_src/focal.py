@@ -25,7 +25,7 @@ from .losses import (
     softmax_cross_entropy,
     softmax_cross_entropy_with_integer_labels,
 )
-from .numerics import is_zero, log_or_neg_inf
+from .numerics import is_zero, log_or_neg_inf, times_finite
 from .softmax import (
     ShiftedLogits,
     XentSpec,
@@ -58,7 +58,7 @@ def _sigmoid_focal_parts(z, y, ct, gamma, alpha):
     sp_pos = jax.nn.softplus(z)  # -log(1 - sigmoid(z))
     # A zero label coefficient times an infinite softplus is 0; elsewhere the product is
     # kept, with its slope in y (the rules' own derivatives at hard labels).
-    c = _times_finite(y, sp_neg) + _times_finite(1 - y, sp_pos)
+    c = times_finite(y, sp_neg) + times_finite(1 - y, sp_pos)
     log_q = _log_q(z, y, sp_neg, sp_pos)
     alpha_t = 1 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
     return y, c, log_q, jnp.exp(gamma * log_q), sp_neg, sp_pos, alpha_t
@@ -89,11 +89,6 @@ def _log_q_jvp(primals, tangents):
 
 
 _log_q.defjvp(_log_q_jvp, symbolic_zeros=True)
-
-
-def _times_finite(c: jax.Array, x: jax.Array) -> jax.Array:
-    """c x, 0 where c = 0 and x is infinite."""
-    return jnp.where((c == 0) & jnp.isinf(x), 0, c * x)
 
 
 @jax.custom_jvp
@@ -183,22 +178,22 @@ def _sigmoid_focal_slopes(z, y, ct, gamma, alpha, wrt_z: bool):
         # (Also where alpha_t = 0: alpha_t' L, with alpha = 0 or 1 at a hard label.)
         if 2 * alpha - 1 != 0:
             slope = slope + (2 * alpha - 1) * loss
+    slope = jnp.where(dead | (f == 0), 0, slope)
+    if alpha is not None:
         # At an infinite logit the terms are infinities of both signs: the slope is the
         # limit K |z| with K = y^g [a_t (g + 1) + (2 a - 1) y] at -inf, and
         # (1 - y)^g [-(g + 1) a_t + (2 a - 1)(1 - y)] at +inf (0 where K = 0).
-        zc, lbl = _upcast(z_in, ct), y
+        zc = _upcast(z_in, ct)
         # (1 at finite logits: the unselected branch's slope in y, near^(g - 1), would be
         # inf at a hard label, and NaN in reverse over reverse.)
-        near = jnp.where(jnp.isinf(zc), jnp.where(zc < 0, lbl, 1 - lbl), 1)
+        near = jnp.where(jnp.isinf(zc), jnp.where(zc < 0, y, 1 - y), 1)
         bracket = jnp.where(zc < 0, 1, -1) * (gamma + 1) * alpha_t + (2 * alpha - 1) * near
         k = near**gamma * bracket
         # K = 0 decided from its factors: near^g underflows for a tiny nonzero near.
         limit = jnp.where(k == 0, jnp.sign(bracket), k) * jnp.abs(zc)
         limit = jnp.where((near == 0) | (bracket == 0), 0, limit)
-        slope = jnp.where(dead | (f == 0), 0, slope)
         slope = jnp.where(jnp.isinf(zc) & (log_q0 > -jnp.inf), limit, slope)
-        return _bad_label(y, slope)
-    return _bad_label(y, jnp.where(dead | (f == 0), 0, slope))
+    return _bad_label(y, slope)
 
 
 def _sigmoid_focal_jvp(ct, gamma, alpha, primals, tangents):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from . import arguments
-from .numerics import is_zero, negated, xlogy
+from .numerics import is_zero, negated, times_finite, xlogy
 from .softmax import class_masks, softmax_xent_int, softmax_xent_targets
 
 
@@ -231,11 +231,6 @@ def _class_weights(weights, ca: arguments.ClassAxis, dtype) -> jax.Array | None:
     return weights.astype(dtype).reshape(shape)
 
 
-def _times_finite(c: jax.Array, x: jax.Array) -> jax.Array:
-    """c x, 0 where c = 0 and x is infinite."""
-    return jnp.where((c == 0) & jnp.isinf(x), 0, c * x)
-
-
 @jax.custom_jvp
 def _sigmoid_xent(z, y, pos_weight):
     a = y if pos_weight is None else pos_weight * y
@@ -258,10 +253,10 @@ def _sigmoid_xent_jvp(primals, tangents):
     # derivatives at y = 0 or pos_weight = 0) is softplus(-z), not 0.
     if not is_zero(dy):
         sp_neg = jax.nn.softplus(-z)
-        pos = sp_neg if pw is None else _times_finite(pw, sp_neg)
+        pos = sp_neg if pw is None else times_finite(pw, sp_neg)
         dout = dout + (pos - jax.nn.softplus(z)) * dy
     if pw is not None and not is_zero(dpw):
-        dout = dout + _times_finite(y, jax.nn.softplus(-z)) * dpw
+        dout = dout + times_finite(y, jax.nn.softplus(-z)) * dpw
     return out, dout
 
 

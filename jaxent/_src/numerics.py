@@ -40,6 +40,12 @@ def weighted_targets(t: jax.Array, w: jax.Array) -> jax.Array:
     return t * jnp.where((t == 0) & ~jnp.isfinite(w), 0, w)
 
 
+def times_finite(c: jax.Array, x: jax.Array) -> jax.Array:
+    """c x, 0 where c = 0 and x is infinite; elsewhere the product itself, so that its
+    slope in c (x) is kept where c = 0."""
+    return jnp.where((c == 0) & jnp.isinf(x), 0, c * x)
+
+
 @jax.custom_jvp
 def xlogx(x: jax.Array) -> jax.Array:
     r""":math:`x \log x` with :math:`0 \log 0 = 0`; NaN for negative x."""
